@@ -1,0 +1,75 @@
+"""The ``edgecnn`` command: a Click group whose verbs load lazily, one module per verb.
+
+Lazy loading keeps ``edgecnn --help`` fast and guarantees that ``classify`` / ``live`` /
+``bench`` never import TensorFlow: only the verb that runs is imported. Every verb raises
+:class:`~edgecnn.errors.EdgecnnError` for expected failures; the group turns them into one
+``Error: ...`` line and exit code 1. Click's usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from edgecnn import __version__
+from edgecnn.errors import EdgecnnError
+
+#: verb -> (module, attribute, one-line help shown in ``edgecnn --help``)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "classify": ("edgecnn.cli.classify", "classify", "Classify image files, folders and globs."),
+    "live": ("edgecnn.cli.live", "live", "Label camera and video streams with an overlay."),
+    "bench": ("edgecnn.cli.bench", "bench", "Measure latency and throughput."),
+    "train": ("edgecnn.cli.train", "train", "Train a classifier from a folder of images."),
+    "dataset": ("edgecnn.cli.dataset", "dataset", "Inspect, split or generate image datasets."),
+    "export": ("edgecnn.cli.export", "export", "Export a Keras model to a verified ONNX file."),
+    "eval": ("edgecnn.cli.evaluate", "evaluate", "Accuracy and per-class metrics on a dataset."),
+    "info": ("edgecnn.cli.info", "info", "Show what an edgecnn ONNX model carries."),
+    "doctor": ("edgecnn.cli.doctor", "doctor", "Check this machine: versions, providers, camera."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a verb's module only when that verb is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("edgecnn"):
+                return None  # verb not built in this version
+            raise
+        return getattr(module, attribute)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except EdgecnnError as exc:  # expected failure: one line, exit 1
+            raise click.ClickException(str(exc)) from exc
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so --help imports no verb module.
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgecnn")
+def cli() -> None:
+    """edgecnn: small CNN image classifiers, trained in Keras, run anywhere on ONNX Runtime."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (Click's standalone mode handles exit codes)."""
+    cli.main(args=argv, prog_name="edgecnn")
+
+
+if __name__ == "__main__":
+    main()

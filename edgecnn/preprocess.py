@@ -1,0 +1,231 @@
+"""The one preprocessing function: file or frame -> uint8 ``HxWxC`` in the model's colour order.
+
+Training (its dataset cache), quantization calibration, export verification, ``classify``,
+``live``, ``bench`` and ``eval`` all call :func:`load_image` (or its two halves, :func:`decode`
+and :func:`prepare`), so the pixels the model sees at the edge are the pixels it was trained on.
+
+Steps: read bytes -> check the header (refuse absurd sizes before allocating) -> decode with
+OpenCV (at reduced size for big JPEGs, chosen only from header size and target size, so it is
+deterministic) -> colour order -> fit (crop / stretch / pad) -> resize -> uint8.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from edgecnn.errors import ImageError
+from edgecnn.spec import InputSpec
+
+ImageInput = str | Path | bytes | bytearray | memoryview | np.ndarray
+
+#: Images whose header claims more pixels than this are refused before decoding (150 MP covers
+#: today's largest phone sensors; 30000x30000 = 900 MP would need 2.7 GB as BGR).
+MAX_PIXELS = 150_000_000
+#: Files larger than this are refused before reading them into memory.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+_INTERPOLATION = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+}
+_REDUCED_COLOR = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+_REDUCED_GRAY = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+
+
+def describe_source(source: ImageInput) -> str:
+    """A printable name for an input, used in results and error messages."""
+    if isinstance(source, (str, Path)):
+        return os.fsdecode(source)
+    if isinstance(source, np.ndarray):
+        return f"<array {'x'.join(map(str, source.shape))} {source.dtype}>"
+    return f"<{len(source)} bytes>"
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Read an image file, refusing what is not a regular, non-empty, sane-sized file."""
+    name = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError(name, "no such file (missing or vanished)") from None
+    except OSError as exc:
+        raise ImageError(name, f"cannot access: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(name, "is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(name, "not a regular file (device, socket or pipe)")
+    if st.st_size == 0:
+        raise ImageError(name, "empty file (0 bytes)")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ImageError(name, f"file is {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,} limit")
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ImageError(name, "no such file (vanished during the run)") from None
+    except OSError as exc:
+        raise ImageError(name, f"cannot read: {exc.strerror or exc}") from None
+
+
+def header_size(data: bytes, name: str = "<bytes>") -> tuple[int, int] | None:
+    """(width, height) from the image header without decoding pixels; None if unknown format.
+
+    Raises ImageError when the header claims more than :data:`MAX_PIXELS`.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+        except Image.DecompressionBombError:
+            raise ImageError(
+                name, f"image header claims more than {MAX_PIXELS:,} pixels; refused"
+            ) from None
+        except Exception:  # Pillow cannot parse it; OpenCV may still (or will say it can't)
+            return None
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            name, f"image header claims {width}x{height} pixels (over {MAX_PIXELS:,}); refused"
+        )
+    return width, height
+
+
+def reduction_factor(width: int, height: int, spec: InputSpec) -> int:
+    """Largest JPEG DCT scale (1, 2, 4, 8) that keeps the fitted region >= the target size.
+
+    Depends only on the header size and the spec, so training and serving reduce alike.
+    Uses min/max so EXIF rotation (which swaps width and height) cannot change the answer.
+    """
+    need = max(spec.height, spec.width)
+    short = min(width, height)
+    for factor in (8, 4, 2):
+        if short // factor >= need:
+            return factor
+    return 1
+
+
+def _is_truncated_jpeg(data: bytes) -> bool:
+    # Entropy-coded data escapes 0xFF, so FFD9 after the last start-of-scan is the real EOI.
+    return data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+
+
+def decode(
+    source: ImageInput,
+    spec: InputSpec,
+    *,
+    reduce: bool = True,
+    color_order: str = "bgr",
+) -> np.ndarray:
+    """Decode a file / encoded bytes (or normalise an array) to uint8 BGR ``HxWx3`` or gray ``HxW``.
+
+    ``color_order`` only matters for arrays: the order of the caller's channels ("bgr" as
+    OpenCV delivers frames, or "rgb"). Raises :class:`ImageError` naming the source.
+    """
+    if isinstance(source, np.ndarray):
+        return _normalise_array(source, spec, color_order)
+    name = describe_source(source)
+    data = read_bytes(source) if isinstance(source, (str, Path)) else bytes(source)
+    if not data:
+        raise ImageError(name, "empty input (0 bytes)")
+    size = header_size(data, name)
+    if _is_truncated_jpeg(data):
+        raise ImageError(name, "truncated JPEG (no end-of-image marker after the last scan)")
+    factor = 1
+    if reduce and size is not None and data[:2] == b"\xff\xd8":
+        factor = reduction_factor(size[0], size[1], spec)
+    flags = (_REDUCED_GRAY if spec.color == "gray" else _REDUCED_COLOR)[factor]
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None or image.size == 0:
+        kind = "corrupt image data" if size is not None else "not an image (unknown format)"
+        raise ImageError(name, f"cannot decode: {kind}")
+    return image
+
+
+def _normalise_array(array: np.ndarray, spec: InputSpec, color_order: str) -> np.ndarray:
+    """Bring a caller's array to uint8 BGR (or gray) like :func:`decode` would."""
+    name = describe_source(array)
+    if color_order not in ("bgr", "rgb"):
+        raise ValueError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
+    image = array
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ImageError(name, "expected an HxW, HxWx1, HxWx3 or HxWx4 image array")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageError(name, "image has no pixels")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype.kind == "f":
+        image = np.clip(np.nan_to_num(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(name, f"unsupported dtype {image.dtype} (use uint8, uint16 or float)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim == 3 and color_order == "rgb":
+        image = image[:, :, ::-1]
+    if spec.color == "gray":
+        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+
+
+def fit_box(height: int, width: int, spec: InputSpec) -> tuple[int, int, int, int]:
+    """The centred crop (y, x, h, w) that ``fit="crop"`` takes, as Keras' crop_to_aspect_ratio."""
+    crop_h = max(min(height, int(width * spec.height / spec.width)), 1)
+    crop_w = max(min(width, int(height * spec.width / spec.height)), 1)
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Decoded BGR / gray image -> fitted, resized uint8 ``HxWxC`` in the spec's colour order."""
+    interpolation = _INTERPOLATION[spec.interpolation]
+    target = (spec.width, spec.height)  # OpenCV sizes are (w, h)
+    height, width = image.shape[:2]
+    if spec.fit == "crop":
+        y, x, h, w = fit_box(height, width, spec)
+        out = cv2.resize(image[y : y + h, x : x + w], target, interpolation=interpolation)
+    elif spec.fit == "stretch":
+        out = cv2.resize(image, target, interpolation=interpolation)
+    else:  # pad: letterbox into zeros, keeping the aspect ratio
+        scale = min(spec.height / height, spec.width / width)
+        new_h = min(spec.height, max(1, round(height * scale)))
+        new_w = min(spec.width, max(1, round(width * scale)))
+        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+        out = np.zeros((spec.height, spec.width, *image.shape[2:]), np.uint8)
+        y, x = (spec.height - new_h) // 2, (spec.width - new_w) // 2
+        out[y : y + new_h, x : x + new_w] = resized
+    if spec.color == "gray":
+        return np.ascontiguousarray(out.reshape(spec.height, spec.width, 1))
+    if spec.color == "rgb":
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(out)
+
+
+def load_image(
+    source: ImageInput,
+    spec: InputSpec,
+    *,
+    reduce: bool = True,
+    color_order: str = "bgr",
+) -> np.ndarray:
+    """The one preprocessing function: any image input -> uint8 ``HxWxC`` the model accepts."""
+    return prepare(decode(source, spec, reduce=reduce, color_order=color_order), spec)

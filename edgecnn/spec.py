@@ -1,0 +1,227 @@
+"""ModelSpec: the self-description an exported model carries in its ONNX metadata.
+
+The JSON lives in ``metadata_props["edgecnn"]`` (see ``export/CONTRACT.md``). The runtime reads it
+and never guesses; export writes it; training produces the pieces (labels, input spec).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from edgecnn.errors import ModelError
+
+METADATA_KEY = "edgecnn"
+FORMAT_VERSION = 1
+
+COLORS = ("rgb", "bgr", "gray")
+FITS = ("crop", "stretch", "pad")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model's ``image`` input expects: size, colour order and how a photo is fitted."""
+
+    height: int
+    width: int
+    channels: int = 3
+    color: str = "rgb"
+    fit: str = "crop"
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not (isinstance(self.height, int) and isinstance(self.width, int)):
+            problems.append("height and width must be integers")
+        elif self.height < 1 or self.width < 1:
+            problems.append(f"size {self.height}x{self.width} is not positive")
+        if self.color not in COLORS:
+            problems.append(f"color {self.color!r} is not one of {', '.join(COLORS)}")
+        expected = 1 if self.color == "gray" else 3
+        if self.channels != expected:
+            problems.append(
+                f"color {self.color!r} needs {expected} channel(s), not {self.channels}"
+            )
+        if self.fit not in FITS:
+            problems.append(f"fit {self.fit!r} is not one of {', '.join(FITS)}")
+        if self.interpolation not in INTERPOLATIONS:
+            problems.append(
+                f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
+            )
+        if problems:
+            raise ModelError("invalid input spec: " + "; ".join(problems))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.height, self.width
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one preprocessed image."""
+        return self.height, self.width, self.channels
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        """Build from the ``input`` object of the metadata JSON."""
+        try:
+            color = data.get("color", "rgb")
+            return cls(
+                height=int(data["height"]),
+                width=int(data["width"]),
+                channels=int(data.get("channels", 1 if color == "gray" else 3)),
+                color=color,
+                fit=data.get("fit", "crop"),
+                interpolation=data.get("interpolation", "bilinear"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"invalid input spec {data!r}: {exc}") from exc
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``"HxW"`` (or a single ``"N"`` for square) into (height, width)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+))?\s*", text)
+    if not match:
+        raise ValueError(f"size {text!r} is not HxW (for example 224x224)")
+    height = int(match.group(1))
+    width = int(match.group(2) or match.group(1))
+    if height < 1 or width < 1:
+        raise ValueError(f"size {text!r} must be positive")
+    return height, width
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the runtime needs to use a model, plus provenance for people."""
+
+    labels: tuple[str, ...]
+    input: InputSpec
+    precision: str = "fp32"
+    architecture: str | None = None
+    created: str | None = None
+    edgecnn_version: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    verification: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise ModelError("model spec has no labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise ModelError("model spec has duplicate labels")
+        if self.precision not in PRECISIONS:
+            raise ModelError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of labels, which must equal the model's output width."""
+        return len(self.labels)
+
+    def with_updates(self, **changes: Any) -> ModelSpec:
+        """A copy with some fields replaced (specs are immutable)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata object, in the documented key order."""
+        data: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "labels": list(self.labels),
+            "input": asdict(self.input),
+            "precision": self.precision,
+        }
+        for key in ("architecture", "created", "edgecnn_version"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        if self.training:
+            data["training"] = self.training
+        if self.quantization is not None:
+            data["quantization"] = self.quantization
+        if self.verification is not None:
+            data["verification"] = self.verification
+        data.update(self.extra)
+        return data
+
+    def to_json(self) -> str:
+        """Compact JSON for ``metadata_props["edgecnn"]``."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Parse the metadata object; unknown keys are kept in ``extra`` and written back."""
+        if not isinstance(data, dict):
+            raise ModelError("edgecnn metadata is not a JSON object")
+        fmt = data.get("format", FORMAT_VERSION)
+        if fmt != FORMAT_VERSION:
+            raise ModelError(
+                f"edgecnn metadata format {fmt!r} is not supported by this version "
+                f"(expects {FORMAT_VERSION}); upgrade edgecnn"
+            )
+        labels = data.get("labels")
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ModelError("edgecnn metadata 'labels' must be a list of strings")
+        if "input" not in data or not isinstance(data["input"], dict):
+            raise ModelError("edgecnn metadata has no 'input' object")
+        known = {
+            "format",
+            "labels",
+            "input",
+            "precision",
+            "architecture",
+            "created",
+            "edgecnn_version",
+            "training",
+            "quantization",
+            "verification",
+        }
+        return cls(
+            labels=tuple(labels),
+            input=InputSpec.from_dict(data["input"]),
+            precision=data.get("precision", "fp32"),
+            architecture=data.get("architecture"),
+            created=data.get("created"),
+            edgecnn_version=data.get("edgecnn_version"),
+            training=dict(data.get("training") or {}),
+            quantization=data.get("quantization"),
+            verification=data.get("verification"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        """Parse the JSON string stored in the ONNX metadata."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"edgecnn metadata is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def read_labels_file(path: str) -> tuple[str, ...]:
+    """Labels from a text file (one per line) or a JSON list / ``{"labels": [...]}``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read labels: {exc.strerror or exc}") from exc
+    stripped = text.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}: labels file is not valid JSON: {exc}") from exc
+        if isinstance(data, dict):
+            data = data.get("labels")
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise ModelError(f"{path}: expected a JSON list of label strings")
+        labels = tuple(data)
+    else:
+        labels = tuple(line.strip() for line in stripped.splitlines() if line.strip())
+    if not labels:
+        raise ModelError(f"{path}: labels file is empty")
+    return labels
