@@ -1,0 +1,161 @@
+"""``edgecnn classify``: label every image in files, folders and globs; rows to a table or file."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import with_classifier
+from edgecnn.pipeline import Pipeline
+from edgecnn.result import STAGES
+from edgecnn.runtime import Classifier
+from edgecnn.sinks import FORMATS, ConsoleTable, ResultWriter, already_done, display, format_for
+from edgecnn.sources import scan
+from edgecnn.stats import Tally
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@with_classifier
+@click.option(
+    "--batch-size",
+    "-b",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Images per inference call.",
+)
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Labels reported per image.",
+)
+@click.option("--output", "-o", help="Write rows to FILE (.csv or .jsonl; '-' for stdout).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format when the extension does not say.",
+)
+@click.option("--resume", is_flag=True, help="Skip inputs already present in --output.")
+@click.option("--recursive", "-r", is_flag=True, help="Walk sub-folders too.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Decoding threads (default: one per core)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def classify(
+    classifier: Classifier,
+    sources: tuple[str, ...],
+    batch_size: int,
+    top_k: int,
+    output: str | None,
+    fmt: str | None,
+    resume: bool,
+    recursive: bool,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """Classify SOURCES: image files, folders (sorted; -r for sub-folders) and glob patterns.
+
+    Images are recognised by content. Every input gets a row: unreadable ones with status
+    `error` and the reason. Exit code 0 when the run completed, 1 when nothing could be
+    classified or the model is unusable, 2 for usage errors.
+    """
+    top_k = min(top_k, classifier.spec.num_classes)
+    say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    if classifier.provider_note:
+        say(f"note: {classifier.provider_note}")
+    found = scan(sources, recursive=recursive)
+    for note in found.notes:
+        say(f"note: {display(note)}")
+    items = found.items
+    if resume:
+        if not output or output == "-":
+            raise click.UsageError("--resume needs --output FILE")
+        done = already_done(output, format_for(output, fmt), top_k)
+        items = [item for item in items if item.source not in done]
+        say(f"resume: {len(found.items) - len(items)} input(s) already in {output}, skipped")
+    if not found.items:
+        raise click.ClickException("no inputs found (empty folders?)")
+
+    writer = ResultWriter(output, format_for(output, fmt), top_k, append=resume) if output else None
+    table = None if output else ConsoleTable(classifier.labels, top_k)
+    show_bar = not quiet and sys.stderr.isatty() and (writer is not None or not sys.stdout.isatty())
+    tally = Tally(STAGES)
+    pipeline = Pipeline(classifier, batch_size=batch_size, workers=workers, top_k=top_k)
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        with click.progressbar(
+            length=len(items),
+            label="classifying",
+            file=sys.stderr,
+            show_pos=True,
+            show_eta=True,
+            hidden=not show_bar,
+            item_show_func=lambda rate: rate,
+        ) as bar:
+            for prediction in pipeline.run(items):
+                if writer:
+                    writer.write(prediction)
+                if table:
+                    table.write(prediction)
+                tally.add(prediction.source, prediction.error, prediction.timings)
+                elapsed = time.perf_counter() - started
+                bar.update(1, f"{tally.total / elapsed:.1f} img/s" if elapsed > 0 else None)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if writer:
+            writer.close()
+    seconds = time.perf_counter() - started
+    if not quiet:
+        click.echo(
+            summary_text(classifier, tally, seconds, len(items), interrupted, output), err=True
+        )
+    if interrupted:
+        sys.exit(130)
+    if items and tally.ok == 0:
+        raise click.ClickException(f"nothing could be classified ({len(tally.failed)} failed)")
+
+
+def summary_text(
+    classifier: Classifier,
+    tally: Tally,
+    seconds: float,
+    planned: int,
+    interrupted: bool,
+    output: str | None,
+) -> str:
+    """The closing summary: counts, speed, per-stage p50 / p95, provider, model."""
+    summary: dict[str, Any] = tally.summary(seconds)
+    lines = []
+    if interrupted:
+        lines.append(f"interrupted after {tally.total} of {planned} inputs")
+    lines.append(
+        f"{summary['ok']} ok, {summary['failed']} failed in {seconds:.2f} s "
+        f"({summary['images_per_second']:.1f} images/s)"
+    )
+    for source, error in tally.failed[:10]:
+        lines.append(f"  failed: {display(source)}: {error}")
+    if len(tally.failed) > 10:
+        lines.append(f"  ... and {len(tally.failed) - 10} more (see the output file)")
+    stage_cells = []
+    for stage, stats in summary["stages_ms"].items():
+        if stats.get("count"):
+            stage_cells.append(f"{stage} {stats['p50']:.2f}/{stats['p95']:.2f}")
+    if stage_cells:
+        lines.append("latency ms p50/p95 per image: " + ", ".join(stage_cells))
+    lines.append(
+        f"provider {classifier.provider}; model {display(classifier.path)} "
+        f"({classifier.spec.precision}, {classifier.spec.num_classes} classes)"
+    )
+    if output and output != "-":
+        lines.append(f"results: {display(output)}")
+    return "\n".join(lines)

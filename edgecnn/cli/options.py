@@ -1,0 +1,132 @@
+"""Options shared by every verb that loads a model for inference (classify, live, bench)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from edgecnn.errors import ModelError
+from edgecnn.providers import PROVIDERS
+from edgecnn.runtime import Classifier, Foreign
+from edgecnn.spec import COLORS, FITS, parse_size, read_labels_file
+
+_FOREIGN_KEYS = ("labels", "input_size", "color", "fit", "scale", "mean", "std", "logits")
+
+
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --model/--provider/--threads and the flags that let a foreign ONNX model run."""
+    options = [
+        click.option(
+            "--model",
+            "-m",
+            "model",
+            type=click.Path(dir_okay=False),
+            help="An edgecnn .onnx model (default: the bundled shapes model).",
+        ),
+        click.option(
+            "--provider",
+            type=click.Choice(PROVIDERS),
+            default="auto",
+            show_default=True,
+            help="auto: CUDA if it really loads, else CPU. cuda: fail rather than fall back.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            help="onnxruntime intra-op threads (default: one per core).",
+        ),
+        click.option(
+            "--labels",
+            "labels",
+            type=click.Path(dir_okay=False),
+            help="Model without edgecnn metadata: labels file (one per line, or JSON).",
+        ),
+        click.option(
+            "--input-size", callback=_size, help="Model without edgecnn metadata: input size HxW."
+        ),
+        click.option(
+            "--color",
+            type=click.Choice(COLORS),
+            help="Model without metadata: channel order it expects [default: rgb].",
+        ),
+        click.option(
+            "--fit",
+            type=click.Choice(FITS),
+            help="Model without metadata: how images are fitted [default: crop].",
+        ),
+        click.option(
+            "--scale",
+            type=float,
+            help="Model without metadata, float input: pixel multiplier (e.g. 1/255 "
+            "as 0.0039215686).",
+        ),
+        click.option(
+            "--mean",
+            help="Model without metadata: per-channel mean, e.g. 0.485,0.456,"
+            "0.406 (after --scale).",
+        ),
+        click.option("--std", help="Model without metadata: per-channel std (after --scale)."),
+        click.option(
+            "--logits",
+            is_flag=True,
+            help="Model without metadata: outputs logits, apply a softmax.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_classifier(kwargs: dict[str, Any]) -> Classifier:
+    """Build the Classifier from :func:`model_options` values (popped from ``kwargs``)."""
+    model = kwargs.pop("model")
+    provider = kwargs.pop("provider")
+    threads = kwargs.pop("threads")
+    values = {key: kwargs.pop(key) for key in _FOREIGN_KEYS}
+    foreign = None
+    if values["labels"] or values["input_size"]:
+        if not (values["labels"] and values["input_size"]):
+            raise ModelError("--labels and --input-size are needed together")
+        foreign = Foreign(
+            labels=read_labels_file(values["labels"]),
+            input_size=values["input_size"],
+            color=values["color"] or "rgb",
+            fit=values["fit"] or "crop",
+            scale=values["scale"],
+            mean=_floats(values["mean"]) or (0.0,),
+            std=_floats(values["std"]) or (1.0,),
+            logits=values["logits"],
+        )
+    return Classifier.load(model, provider=provider, threads=threads, foreign=foreign)
+
+
+def with_classifier(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: replace the model options by a loaded ``classifier`` argument."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        classifier = load_classifier(kwargs)
+        return command(classifier=classifier, **kwargs)
+
+    return model_options(wrapper)

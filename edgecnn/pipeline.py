@@ -1,0 +1,141 @@
+"""The classify pipeline: decode workers -> ordered batches -> inference -> predictions.
+
+onnxruntime's ``run`` releases the GIL and so does OpenCV's decoding, so worker threads decode
+the next images while the session runs the current batch. The queue of images in flight is
+bounded (``lookahead``), so memory stays flat however many inputs there are, and results come
+out in input order, one per input, errors included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from edgecnn.errors import ImageError
+from edgecnn.preprocess import decode, prepare
+from edgecnn.result import Prediction
+from edgecnn.sources import Item
+from edgecnn.spec import InputSpec
+
+if TYPE_CHECKING:
+    from edgecnn.runtime import Classifier
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (respects affinity / container CPU sets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One input after the worker stage: the model-ready array, or the error."""
+
+    source: str
+    array: np.ndarray | None
+    error: str | None
+    timings: dict[str, float]
+
+
+def load_item(item: Item, spec: InputSpec) -> Loaded:
+    """Worker stage: decode + prepare one item, timing each step; never raises for bad input."""
+    if item.error is not None or item.path is None:
+        return Loaded(item.source, None, item.error or "no path", {})
+    t0 = time.perf_counter()
+    try:
+        decoded = decode(item.path, spec)
+        t1 = time.perf_counter()
+        array = prepare(decoded, spec)
+    except ImageError as exc:
+        return Loaded(item.source, None, exc.reason, {})
+    except Exception as exc:
+        return Loaded(item.source, None, f"unexpected {type(exc).__name__}: {exc}", {})
+    t2 = time.perf_counter()
+    return Loaded(
+        item.source, array, None, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
+    )
+
+
+@contextlib.contextmanager
+def _opencv_single_threaded() -> Iterator[None]:
+    # Parallelism comes from the workers; OpenCV's own pool would oversubscribe the cores.
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+class Pipeline:
+    """Classify a stream of :class:`Item` with a :class:`Classifier`, decoding in threads."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        batch_size: int = 16,
+        workers: int | None = None,
+        top_k: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, not {workers}")
+        self.classifier = classifier
+        self.batch_size = batch_size
+        self.workers = workers or available_cores()
+        self.top_k = top_k
+        #: images decoded ahead of inference: enough to keep every worker busy for two batches
+        self.lookahead = 2 * batch_size + self.workers
+
+    def run(self, items: Iterable[Item]) -> Iterator[Prediction]:
+        """Yield one prediction per item, in order, as batches complete."""
+        spec = self.classifier.spec.input
+        source = iter(items)
+        pending: deque[Future[Loaded] | Loaded] = deque()
+
+        def refill(pool: ThreadPoolExecutor) -> None:
+            while len(pending) < self.lookahead:
+                item = next(source, None)
+                if item is None:
+                    return
+                if item.error is not None:
+                    pending.append(load_item(item, spec))
+                else:
+                    pending.append(pool.submit(load_item, item, spec))
+
+        with (
+            _opencv_single_threaded(),
+            ThreadPoolExecutor(self.workers, thread_name_prefix="edgecnn-decode") as pool,
+        ):
+            try:
+                refill(pool)
+                while pending:
+                    batch: list[Loaded] = []
+                    while pending and len(batch) < self.batch_size:
+                        head = pending.popleft()
+                        batch.append(head.result() if isinstance(head, Future) else head)
+                        refill(pool)
+                    yield from self.classifier.finish_batch(
+                        [x.source for x in batch],
+                        [x.array for x in batch],
+                        [x.error for x in batch],
+                        [x.timings for x in batch],
+                        self.top_k,
+                    )
+            finally:
+                for head in pending:  # stopped early (break, Ctrl-C): drop queued work
+                    if isinstance(head, Future):
+                        head.cancel()

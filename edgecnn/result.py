@@ -1,0 +1,55 @@
+"""Prediction: what classifying one input produced (labels and scores, or its error) and timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Stage names of :attr:`Prediction.timings`, in pipeline order (milliseconds).
+STAGES = ("decode", "preprocess", "inference", "postprocess")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result for one input: top-k ``(label, score)`` pairs, or the error that stopped it.
+
+    ``timings`` holds milliseconds per stage (see :data:`STAGES`); inference is this image's
+    share of its batch's run time.
+    """
+
+    source: str
+    top: tuple[tuple[str, float], ...] = ()
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the input was classified."""
+        return self.error is None
+
+    @property
+    def label(self) -> str | None:
+        """Top-1 label (None for an error)."""
+        return self.top[0][0] if self.top else None
+
+    @property
+    def score(self) -> float | None:
+        """Top-1 probability (None for an error)."""
+        return self.top[0][1] if self.top else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: source, status, top-1, top-k list, error, per-stage ms."""
+        return {
+            "path": self.source,
+            "status": "ok" if self.ok else "error",
+            "label": self.label,
+            "score": self.score,
+            "top": [{"label": label, "score": score} for label, score in self.top],
+            "error": self.error,
+            **{f"{stage}_ms": self.timings.get(stage) for stage in STAGES},
+        }
+
+    def __str__(self) -> str:
+        if not self.ok:
+            return f"{self.source}: error: {self.error}"
+        return f"{self.source}: {self.label} ({self.score:.3f})"

@@ -1,0 +1,344 @@
+"""Classifier: an onnxruntime session plus the ModelSpec it carries; the library's main object.
+
+A Classifier holds no mutable state after loading (onnxruntime's ``run`` is thread-safe), so
+one instance can be shared by any number of threads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import ImageError, ModelError
+from edgecnn.preprocess import ImageInput, decode, describe_source, prepare
+from edgecnn.providers import CUDA, create_session, cuda_status
+from edgecnn.result import Prediction
+from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
+
+DEFAULT_MODEL_CPU = "shapes-int8.onnx"
+DEFAULT_MODEL_GPU = "shapes-fp32.onnx"
+FOREIGN_FLAGS = "--labels FILE --input-size HxW [--color rgb|bgr|gray] [--fit crop|stretch|pad]"
+
+_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def default_model_path(provider: str = "auto") -> Path:
+    """The bundled shapes model: int8 for the CPU, fp32 where CUDA will run it."""
+    use_gpu = provider != "cpu" and cuda_status().loadable
+    name = DEFAULT_MODEL_GPU if use_gpu else DEFAULT_MODEL_CPU
+    path = Path(str(resources.files("edgecnn") / "assets" / name))
+    if not path.exists():
+        raise ModelError(f"the bundled model {name} is missing from this installation ({path})")
+    return path
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """How to run an ONNX model that carries no edgecnn metadata (exported elsewhere).
+
+    ``scale`` / ``mean`` / ``std`` are applied as ``(pixel * scale - mean) / std`` for models
+    with float input; ``logits`` adds a softmax to a model that does not end in one.
+    """
+
+    labels: Sequence[str]
+    input_size: tuple[int, int]
+    color: str = "rgb"
+    fit: str = "crop"
+    scale: float | None = None
+    mean: Sequence[float] = (0.0,)
+    std: Sequence[float] = (1.0,)
+    logits: bool = False
+
+
+class Classifier:
+    """Classify images with an edgecnn ONNX model. Build with :meth:`load`."""
+
+    def __init__(
+        self,
+        session: object,
+        spec: ModelSpec,
+        *,
+        path: str,
+        note: str | None = None,
+        foreign: Foreign | None = None,
+    ) -> None:
+        self._session = session
+        self.spec = spec
+        self.path = path
+        #: Why ``auto`` did not use CUDA, when it did not (None otherwise).
+        self.provider_note = note
+        self._foreign = foreign
+        inputs = session.get_inputs()
+        outputs = session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(
+                f"{path}: expected one image input and an output, found "
+                f"{len(inputs)} input(s) and {len(outputs)} output(s)"
+            )
+        self._input = inputs[0]
+        self._output_name = outputs[0].name
+        shape = list(self._input.shape)
+        if len(shape) != 4:
+            raise ModelError(f"{path}: input {self._input.name!r} has shape {shape}, not 4-D")
+        self._nchw = foreign is not None and shape[1] in (1, 3) and shape[3] not in (1, 3)
+        self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self._check_input(shape)
+        width = outputs[0].shape[-1] if outputs[0].shape else None
+        if isinstance(width, int) and width != spec.num_classes:
+            raise ModelError(
+                f"{path}: the model outputs {width} classes but has {spec.num_classes} labels"
+            )
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        provider: str = "auto",
+        threads: int | None = None,
+        *,
+        foreign: Foreign | None = None,
+    ) -> Classifier:
+        """Open an edgecnn ``.onnx`` model (None: the bundled default) on ``provider``.
+
+        ``provider``: "auto" (CUDA when it really loads, else CPU, saying why), "cpu", or
+        "cuda" (fails instead of falling back). ``threads``: onnxruntime intra-op threads.
+        ``foreign`` describes a model exported elsewhere that carries no edgecnn metadata.
+        """
+        model_path = default_model_path(provider) if path is None else Path(path)
+        session, note = create_session(model_path, provider, threads)
+        name = os.fsdecode(model_path)
+        meta = session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY in meta:
+            spec = ModelSpec.from_json(meta[METADATA_KEY])
+            if foreign is not None:  # explicit flags win, but keep what the model says
+                spec = spec.with_updates(
+                    labels=tuple(foreign.labels),
+                    input=InputSpec(
+                        *foreign.input_size,
+                        1 if foreign.color == "gray" else 3,
+                        foreign.color,
+                        foreign.fit,
+                        spec.input.interpolation,
+                    ),
+                )
+                foreign = None
+        elif foreign is None:
+            raise ModelError(
+                f"{name} carries no edgecnn metadata (exported elsewhere?); run it with "
+                f"{FOREIGN_FLAGS}, or re-export it with `edgecnn export`"
+            )
+        else:
+            spec = ModelSpec(
+                labels=tuple(foreign.labels),
+                input=InputSpec(
+                    height=foreign.input_size[0],
+                    width=foreign.input_size[1],
+                    channels=1 if foreign.color == "gray" else 3,
+                    color=foreign.color,
+                    fit=foreign.fit,
+                ),
+                precision="fp32",
+                extra={"foreign": True},
+            )
+        return cls(session, spec, path=name, note=note, foreign=foreign)
+
+    def _check_input(self, shape: list) -> None:
+        dims = shape[2:4] + shape[1:2] if self._nchw else shape[1:4]
+        expected = list(self.spec.input.shape)
+        for got, want, what in zip(dims, expected, ("height", "width", "channels"), strict=True):
+            if isinstance(got, int) and got > 0 and got != want:
+                raise ModelError(
+                    f"{self.path}: the model's input {what} is {got} but the spec says {want}"
+                )
+        dtype = self._input.type
+        if self._foreign is None and dtype != "tensor(uint8)":
+            raise ModelError(
+                f"{self.path}: edgecnn models take uint8 images, this input is {dtype}"
+            )
+        if self._foreign is not None and dtype != "tensor(uint8)":
+            if dtype not in _FLOAT_TYPES:
+                raise ModelError(f"{self.path}: unsupported input type {dtype}")
+            if self._foreign.scale is None:
+                raise ModelError(
+                    f"{self.path}: the model takes {dtype} input; say how pixels are "
+                    f"normalized with --scale (e.g. 0.00392156862745098 for 1/255), "
+                    f"--mean and --std"
+                )
+
+    # ----------------------------------------------------------------- facts
+    @property
+    def provider(self) -> str:
+        """The execution provider that actually runs this session (e.g. CPUExecutionProvider)."""
+        return self._session.get_providers()[0]
+
+    @property
+    def on_gpu(self) -> bool:
+        """True when the session runs on CUDA."""
+        return self.provider == CUDA
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.spec.labels
+
+    def __repr__(self) -> str:
+        return (
+            f"Classifier({self.path!r}, labels={len(self.labels)}, "
+            f"input={self.spec.input.height}x{self.spec.input.width}, "
+            f"precision={self.spec.precision}, provider={self.provider})"
+        )
+
+    # ----------------------------------------------------------------- inference
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Model only: uint8 ``[N, H, W, C]`` batch -> float32 ``[N, classes]`` probabilities."""
+        batch = np.asarray(batch)
+        if batch.ndim == 3:
+            batch = batch[np.newaxis]
+        if batch.dtype != np.uint8 or batch.shape[1:] != self.spec.input.shape:
+            raise ValueError(
+                f"expected uint8 images of shape [N, {', '.join(map(str, self.spec.input.shape))}]"
+                f", got {batch.dtype} {list(batch.shape)}"
+            )
+        if self._fixed_batch is None or len(batch) == self._fixed_batch:
+            probs = self._run_chunk(batch)
+        else:
+            probs = np.concatenate(
+                [
+                    self._run_padded(batch[i : i + self._fixed_batch])
+                    for i in range(0, len(batch), self._fixed_batch)
+                ]
+            )
+        if probs.ndim != 2 or probs.shape[1] != self.spec.num_classes:
+            raise ModelError(
+                f"{self.path}: output shape {list(probs.shape)} does not match "
+                f"{self.spec.num_classes} labels"
+            )
+        return probs
+
+    def _run_padded(self, chunk: np.ndarray) -> np.ndarray:
+        missing = self._fixed_batch - len(chunk)
+        if missing:
+            chunk = np.concatenate([chunk, np.zeros((missing, *chunk.shape[1:]), chunk.dtype)])
+        return self._run_chunk(chunk)[: self._fixed_batch - missing]
+
+    def _run_chunk(self, batch: np.ndarray) -> np.ndarray:
+        feed = batch if self._foreign is None else self._adapt(batch)
+        out = self._session.run([self._output_name], {self._input.name: feed})[0]
+        out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+        if self._foreign is not None and self._foreign.logits:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def _adapt(self, batch: np.ndarray) -> np.ndarray:
+        foreign = self._foreign
+        data: np.ndarray = batch
+        if self._input.type in _FLOAT_TYPES:
+            mean = np.asarray(foreign.mean, np.float32)
+            std = np.asarray(foreign.std, np.float32)
+            data = (batch.astype(np.float32) * np.float32(foreign.scale) - mean) / std
+            data = data.astype(_FLOAT_TYPES[self._input.type])
+        if self._nchw:
+            data = np.ascontiguousarray(data.transpose(0, 3, 1, 2))
+        return data
+
+    def top(self, probabilities: np.ndarray, k: int = 1) -> tuple[tuple[str, float], ...]:
+        """The ``k`` most likely ``(label, probability)`` pairs of one probability row."""
+        k = max(1, min(k, self.spec.num_classes))
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        return tuple((self.spec.labels[i], float(probabilities[i])) for i in order)
+
+    def prepare(self, image: ImageInput, color_order: str = "bgr") -> np.ndarray:
+        """Decode and fit one image exactly as the model expects (uint8 ``HxWxC``)."""
+        return prepare(decode(image, self.spec.input, color_order=color_order), self.spec.input)
+
+    def predict(self, image: ImageInput, top_k: int = 1, color_order: str = "bgr") -> Prediction:
+        """Classify one image: a path, encoded bytes, or a decoded array (``color_order`` of
+        its channels). Raises :class:`ImageError` when the image cannot be read."""
+        result = self.predict_batch([image], top_k=top_k, color_order=color_order)[0]
+        if not result.ok:
+            raise ImageError(result.source, result.error or "unknown error")
+        return result
+
+    def predict_batch(
+        self, images: Sequence[ImageInput], top_k: int = 1, color_order: str = "bgr"
+    ) -> list[Prediction]:
+        """Classify several images in one inference call; unreadable ones come back as
+        predictions with ``ok == False`` and their error, in input order."""
+        prepared: list[np.ndarray | None] = []
+        timings: list[dict[str, float]] = []
+        errors: list[str | None] = []
+        for image in images:
+            t0 = time.perf_counter()
+            try:
+                decoded = decode(image, self.spec.input, color_order=color_order)
+                t1 = time.perf_counter()
+                prepared.append(prepare(decoded, self.spec.input))
+                t2 = time.perf_counter()
+                errors.append(None)
+                timings.append({"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
+            except ImageError as exc:
+                prepared.append(None)
+                errors.append(exc.reason)
+                timings.append({})
+        return self.finish_batch(
+            [describe_source(image) for image in images], prepared, errors, timings, top_k
+        )
+
+    def finish_batch(
+        self,
+        sources: Sequence[str],
+        prepared: Sequence[np.ndarray | None],
+        errors: Sequence[str | None],
+        timings: Sequence[dict[str, float]],
+        top_k: int,
+    ) -> list[Prediction]:
+        """Run inference on the prepared images of one batch and build every prediction."""
+        ok = [i for i, array in enumerate(prepared) if array is not None]
+        probs = np.empty((0, self.spec.num_classes), np.float32)
+        share = 0.0
+        if ok:
+            t0 = time.perf_counter()
+            probs = self.run(np.stack([prepared[i] for i in ok]))
+            share = (time.perf_counter() - t0) * 1e3 / len(ok)
+        rows = dict(zip(ok, probs, strict=True))
+        results = []
+        for i, source in enumerate(sources):
+            if i not in rows:
+                results.append(
+                    Prediction(source, error=errors[i] or "unknown error", timings=dict(timings[i]))
+                )
+                continue
+            t0 = time.perf_counter()
+            top = self.top(rows[i], top_k)
+            stage = dict(timings[i], inference=share, postprocess=(time.perf_counter() - t0) * 1e3)
+            results.append(Prediction(source, top=top, timings=stage))
+        return results
+
+    def classify(
+        self,
+        sources: str | Path | Iterable[str | Path],
+        *,
+        batch_size: int = 16,
+        workers: int | None = None,
+        recursive: bool = False,
+        top_k: int = 1,
+    ) -> Iterator[Prediction]:
+        """Classify files, folders and glob patterns, yielding predictions in input order as
+        they are ready. Decoding runs in ``workers`` threads while the model runs; every input
+        yields exactly one prediction (errors included)."""
+        from edgecnn.pipeline import Pipeline
+        from edgecnn.sources import scan
+
+        if isinstance(sources, (str, Path)):
+            sources = [sources]
+        found = scan(sources, recursive=recursive)
+        pipeline = Pipeline(self, batch_size=batch_size, workers=workers, top_k=top_k)
+        yield from pipeline.run(found.items)
