@@ -15,19 +15,25 @@ from edgecnn.errors import (
     SourceError,
 )
 from edgecnn.preprocess import load_image
+from edgecnn.result import Prediction
+from edgecnn.runtime import Classifier, Foreign, default_model_path
 from edgecnn.spec import InputSpec, ModelSpec
 
 __all__ = [
+    "Classifier",
     "DatasetError",
     "EdgecnnError",
     "ExportError",
+    "Foreign",
     "ImageError",
     "InputSpec",
     "MissingDependencyError",
     "ModelError",
     "ModelSpec",
+    "Prediction",
     "ProviderError",
     "SourceError",
     "__version__",
+    "default_model_path",
     "load_image",
 ]

@@ -126,7 +126,7 @@ def reduction_factor(width: int, height: int, spec: InputSpec) -> int:
 
 def _is_truncated_jpeg(data: bytes) -> bool:
     # Entropy-coded data escapes 0xFF, so FFD9 after the last start-of-scan is the real EOI.
-    return data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+    return data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") <= data.rfind(b"\xff\xda")
 
 
 def decode(

@@ -179,6 +179,11 @@ class Classifier:
         return self._session.get_providers()[0]
 
     @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the model's input is fixed to, or None when the batch is symbolic."""
+        return self._fixed_batch
+
+    @property
     def on_gpu(self) -> bool:
         """True when the session runs on CUDA."""
         return self.provider == CUDA

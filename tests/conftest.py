@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -13,12 +14,18 @@ from tests.models import color_model, save
 BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
 
-def write_color_image(path: Path, color: str, size: tuple[int, int] = (40, 60)) -> Path:
-    """A solid-colour image file (format from the suffix) whose true label is ``color``."""
+def write_color_image(path: Path | str, color: str, size: tuple[int, int] = (40, 60)) -> Path:
+    """A solid-colour image file (format from the suffix) whose true label is ``color``.
+
+    Encodes in memory: cv2.imwrite crashes on file names that are not valid UTF-8.
+    """
     image = np.zeros((*size, 3), np.uint8)
     image[:] = BGR[color]
-    assert cv2.imwrite(str(path), image), path
-    return path
+    ok, data = cv2.imencode(os.path.splitext(os.fsdecode(path))[1], image)
+    assert ok, path
+    with open(path, "wb") as fh:
+        fh.write(data.tobytes())
+    return Path(path)
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+"""``edgecnn doctor``: what this machine offers (versions, providers, display, cameras, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgecnn.doctor import report
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(as_json: bool) -> None:
+    """Check versions, which onnxruntime providers really load, display, cameras, CPU flags."""
+    data = report()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    cpu = data["cpu"]
+    both_ort = {"onnxruntime", "onnxruntime-gpu"} <= set(data["packages"])
+    lines = [
+        f"edgecnn {data['edgecnn']} on Python {data['python']} ({data['platform']})",
+        "packages: " + ", ".join(f"{k} {v}" for k, v in data["packages"].items()),
+        f"onnxruntime providers available: {', '.join(data['providers_available'])}",
+        f"CUDA: {'yes' if data['cuda_loads'] else 'no'} ({data['cuda_reason']})",
+        f"OpenCV {data['opencv']}; window: {'yes' if data['window'] else 'no'} "
+        f"({data['window_reason']})",
+        f"cameras: {', '.join(data['cameras']) or 'none found'}",
+        f"CPU: {cpu['model']}, {cpu['cores']} cores; "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["flags"].items()),
+        "int8: "
+        + (
+            "VNNI present: int8 without reduce_range"
+            if cpu["vnni"]
+            else "no VNNI: quantize with reduce_range (edgecnn export does by default)"
+        ),
+    ]
+    if both_ort:
+        lines.append(
+            "WARNING: onnxruntime and onnxruntime-gpu are both installed and overwrite "
+            "each other; uninstall both and install one"
+        )
+    click.echo("\n".join(lines))
