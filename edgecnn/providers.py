@@ -58,7 +58,9 @@ def cuda_status() -> CudaStatus:
     try:
         ctypes.CDLL(str(library))
     except OSError as exc:
-        return CudaStatus(False, f"onnxruntime's CUDA provider cannot load ({exc})")
+        missing, _, cause = str(exc).partition(": cannot open shared object file")
+        detail = f"{missing} not found" if cause else str(exc)
+        return CudaStatus(False, f"onnxruntime's CUDA provider cannot load: {detail}")
     return CudaStatus(True, "CUDA provider library loads")
 
 
@@ -94,7 +96,7 @@ def create_session(
         elif provider == "cuda":
             raise ProviderError(f"--provider cuda: {status.reason}; {CUDA_HINT}")
         else:
-            note = f"running on CPU; CUDA not used: {status.reason}"
+            note = f"using CPU ({status.reason})"
     session = _open(model, providers, threads)
     actual = session.get_providers()[0]
     if CUDA in providers and actual != CUDA:
