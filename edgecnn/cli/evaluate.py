@@ -1,0 +1,116 @@
+"""``edgecnn eval MODEL DATA_DIR``: a thin wrapper over :func:`edgecnn.evaluate.evaluate`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("data_dir", type=click.Path(path_type=str))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=str),
+    help="Write the full report (metrics, confusion matrix, failures) as JSON.",
+)
+@click.option(
+    "--png",
+    "png_path",
+    type=click.Path(path_type=str),
+    help="Write the confusion matrix as a PNG (needs matplotlib).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(("auto", "cpu", "cuda")),
+    default="auto",
+    show_default=True,
+    help="ONNX models: execution provider.",
+)
+@click.option("--threads", type=click.IntRange(1), help="ONNX models: onnxruntime threads.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(path_type=str),
+    help="Keras models trained elsewhere: labels file.",
+)
+@click.option("--input-size", help="Keras models trained elsewhere: HxW.")
+@click.option("--color", type=click.Choice(("rgb", "bgr", "gray")))
+@click.option("--fit", type=click.Choice(("crop", "stretch", "pad")))
+@click.option("--scale", help="Keras models trained on 0..1 input: e.g. 1/255.")
+@click.option("--mean", help="Keras models: subtract after scaling (one or per channel).")
+@click.option("--std", help="Keras models: divide after subtracting (one or per channel).")
+@click.option("--unsafe", is_flag=True, help="Keras models: allow unsafe deserialization.")
+def evaluate(
+    model: str,
+    data_dir: str,
+    json_path: str | None,
+    png_path: str | None,
+    provider: str,
+    threads: int | None,
+    batch_size: int,
+    labels_file: str | None,
+    input_size: str | None,
+    color: str | None,
+    fit: str | None,
+    scale: str | None,
+    mean: str | None,
+    std: str | None,
+    unsafe: bool,
+) -> None:
+    """Accuracy, per-class precision / recall / F1 and confusion matrix of MODEL on DATA_DIR.
+
+    MODEL: an .onnx file (run through the edge runtime, as deployed) or a .keras file / training
+    run folder (run through Keras). DATA_DIR: DATA_DIR/test/<class>/* if a test folder exists,
+    else DATA_DIR/<class>/*; class folders are named like the model's labels.
+    """
+    from edgecnn import evaluate as ev
+
+    keras_options = None
+    if not ev.is_onnx(model):
+        from edgecnn.export.normalization import parse_normalization
+        from edgecnn.export.source import InputOverrides
+
+        keras_options = {
+            "overrides": InputOverrides(labels_file, input_size, color, fit),
+            "normalization": parse_normalization(scale, mean, std),
+            "unsafe": unsafe,
+        }
+    elif any((labels_file, input_size, color, fit, scale, mean, std, unsafe)):
+        raise click.UsageError(
+            "--labels/--input-size/--color/--fit/--scale/--mean/--std/"
+            "--unsafe apply to Keras models; an .onnx model carries its spec"
+        )
+
+    bar = None
+    progress = None
+    if sys.stderr.isatty():
+        bar = click.progressbar(length=1, label="evaluating", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+    try:
+        report = ev.evaluate(
+            model,
+            data_dir,
+            provider=provider,
+            threads=threads,
+            batch_size=batch_size,
+            keras_options=keras_options,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    click.echo(ev.format_evaluation(report))
+    if json_path:
+        ev.write_json(report, json_path)
+        click.echo(f"json: {json_path}")
+    if png_path:
+        ev.plot_confusion(report, png_path)
+        click.echo(f"png: {png_path}")

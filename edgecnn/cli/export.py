@@ -1,0 +1,187 @@
+"""``edgecnn export MODEL -o OUT.onnx``: a thin wrapper over :func:`edgecnn.export.export_model`."""
+
+from __future__ import annotations
+
+import click
+
+PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=str),
+    help="The .onnx file to write (its folder must exist).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISION_CHOICES),
+    default="fp32",
+    show_default=True,
+    help="fp32; fp16 (for GPUs); int8-dynamic; int8 = static QDQ, calibrated (CPUs).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=str),
+    help="Image folder for int8 calibration (DIR/<class>/*, or DIR/train/<class>/*). "
+    "Default: the run's validation files.",
+)
+@click.option(
+    "--calibration-count",
+    type=click.IntRange(1),
+    default=300,
+    show_default=True,
+    help="Calibration images, sampled evenly over classes.",
+)
+@click.option(
+    "--calibration-method",
+    type=click.Choice(("minmax", "entropy", "percentile")),
+    default="minmax",
+    show_default=True,
+)
+@click.option(
+    "--verify",
+    "verify_dir",
+    type=click.Path(path_type=str),
+    help="Labelled image folder to verify on (default: the run's validation files, "
+    "else the calibration folder).",
+)
+@click.option(
+    "--verify-count",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Most verification images, sampled evenly over classes.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Refuse a quantized model losing more accuracy points than this vs Keras.",
+)
+@click.option("--force", is_flag=True, help="Write a quantized model that failed the gate.")
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(path_type=str),
+    help="Labels file (one per line or JSON) for a model trained elsewhere.",
+)
+@click.option("--input-size", help="HxW the model expects, e.g. 224x224.")
+@click.option("--color", type=click.Choice(("rgb", "bgr", "gray")), help="Channel order.")
+@click.option(
+    "--fit",
+    type=click.Choice(("crop", "stretch", "pad")),
+    help="How photos are fitted to the input size.",
+)
+@click.option("--interpolation", type=click.Choice(("nearest", "bilinear", "bicubic", "area")))
+@click.option(
+    "--output-kind",
+    type=click.Choice(("auto", "probabilities", "logits")),
+    default="auto",
+    show_default=True,
+    help="What the Keras model outputs; logits get a softmax appended.",
+)
+@click.option("--scale", help="Multiply pixels (0..255) by this in the graph, e.g. 1/255.")
+@click.option("--mean", help="Subtract after scaling: one value or one per channel (a,b,c).")
+@click.option("--std", help="Divide after subtracting: one value or one per channel.")
+@click.option(
+    "--activations",
+    type=click.Choice(("uint8", "int8")),
+    default="uint8",
+    show_default=True,
+    help="int8 activation type.",
+)
+@click.option(
+    "--weights",
+    type=click.Choice(("int8", "uint8")),
+    default="int8",
+    show_default=True,
+    help="int8 weight type.",
+)
+@click.option(
+    "--per-channel/--per-tensor", default=True, show_default=True, help="Per-channel weight scales."
+)
+@click.option(
+    "--reduce-range/--no-reduce-range",
+    default=None,
+    help="7-bit weights; default: on for x86 CPUs without VNNI.",
+)
+@click.option("--opset", type=click.IntRange(17), default=17, show_default=True)
+@click.option(
+    "--unsafe",
+    is_flag=True,
+    help="Allow unsafe deserialization (Lambda layers); only for files you trust.",
+)
+@click.option("--no-latency", is_flag=True, help="Skip the latency measurement.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
+def export(
+    model: str,
+    output: str,
+    precision: str,
+    calibration: str | None,
+    calibration_count: int,
+    calibration_method: str,
+    verify_dir: str | None,
+    verify_count: int,
+    max_accuracy_drop: float,
+    force: bool,
+    labels_file: str | None,
+    input_size: str | None,
+    color: str | None,
+    fit: str | None,
+    interpolation: str | None,
+    output_kind: str,
+    scale: str | None,
+    mean: str | None,
+    std: str | None,
+    activations: str,
+    weights: str,
+    per_channel: bool,
+    reduce_range: bool | None,
+    opset: int,
+    unsafe: bool,
+    no_latency: bool,
+    quiet: bool,
+) -> None:
+    """Export a Keras MODEL (a .keras file or a training run folder) to one verified ONNX file.
+
+    The file takes uint8 images named 'image' (NHWC, any batch), outputs 'probabilities', and
+    carries its labels and input spec. It is verified against Keras before it is written;
+    OUT.report.json records size, parity, accuracy and latency.
+    """
+    from edgecnn.export import ExportOptions, export_model
+    from edgecnn.export.normalization import parse_normalization
+    from edgecnn.export.quantize import QuantSettings
+    from edgecnn.export.source import InputOverrides
+
+    options = ExportOptions(
+        precision=precision,
+        overrides=InputOverrides(
+            labels_file=labels_file,
+            input_size=input_size,
+            color=color,
+            fit=fit,
+            interpolation=interpolation,
+            output=output_kind,
+        ),
+        normalization=parse_normalization(scale, mean, std),
+        calibration=calibration,
+        calibration_count=calibration_count,
+        verify=verify_dir,
+        verify_count=verify_count,
+        quant=QuantSettings(activations, weights, per_channel, reduce_range, calibration_method),
+        max_accuracy_drop=max_accuracy_drop,
+        force=force,
+        unsafe=unsafe,
+        opset=opset,
+        latency=not no_latency,
+    )
+    log = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
+    result = export_model(model, output, options, log=log)
+    click.echo(result.table())
+    if result.report_path is not None:
+        click.echo(f"report: {result.report_path}")

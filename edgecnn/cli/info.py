@@ -1,0 +1,66 @@
+"""``edgecnn info [MODEL.onnx]``: what an edgecnn model carries (no TensorFlow, no onnx package)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if v is not None)
+    return str(value)
+
+
+@click.command("info")
+@click.argument("model", required=False, type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata JSON only.")
+def info(model: str | None, as_json: bool) -> None:
+    """Labels, input spec, precision, opset, size, provenance and parity of MODEL.
+
+    Without MODEL: the bundled default model.
+    """
+    from edgecnn.runtime import Classifier
+
+    clf = Classifier.load(model, provider="cpu", threads=1)
+    spec = clf.spec
+    data = spec.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    import onnxruntime as ort
+
+    # Tensor names / shapes as stored in the file (a plain CPU session, separate from clf's).
+    session = ort.InferenceSession(clf.path, providers=["CPUExecutionProvider"])
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    export = data.get("export") or {}
+    s = spec.input
+    rows = [
+        ("file", f"{clf.path} ({os.path.getsize(clf.path) / 1e6:.2f} MB)"),
+        ("labels", f"{spec.num_classes}: {', '.join(spec.labels)}"),
+        ("input", f"{inp.name} {inp.type} {list(inp.shape)}: {s.height}x{s.width}x{s.channels} "
+                  f"{s.color}, fit {s.fit}, {s.interpolation}"),
+        ("output", f"{out.name} {out.type} {list(out.shape)}"),
+        ("precision", spec.precision),
+        ("opset", str(export.get("opset", "unknown"))),
+        ("architecture", spec.architecture or "unknown"),
+        ("created", f"{spec.created or 'unknown'} by edgecnn {spec.edgecnn_version or '?'}"),
+    ]  # fmt: skip
+    if export.get("source_model"):
+        rows.append(("exported from", f"{export['source_model']} (sha256 "
+                                      f"{str(export.get('source_sha256', ''))[:12]})"))  # fmt: skip
+    if export.get("normalization"):
+        rows.append(("normalization", _fmt(export["normalization"])))
+    if spec.training:
+        rows.append(("training", _fmt(spec.training)))
+    if spec.quantization:
+        rows.append(("quantization", _fmt(spec.quantization)))
+    if spec.verification:
+        rows.append(("verification", _fmt(spec.verification)))
+    width = max(len(k) for k, _ in rows)
+    click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))

@@ -1,0 +1,220 @@
+"""``edgecnn eval``: accuracy, per-class precision / recall / F1 and the confusion matrix.
+
+The same numbers for the artifact users deploy (``.onnx``, run through the edge runtime:
+:class:`edgecnn.runtime.Classifier`, no TensorFlow imported) and for the model they trained
+(``.keras`` or a training run folder, run through Keras), so the two can be compared.
+
+Data folder rule: ``DATA_DIR/test/<class>/*`` when a ``test`` folder exists, else
+``DATA_DIR/<class>/*``. Class folders must be named like the model's labels (a subset is fine);
+a folder that is not a label is an error, images outside class folders are counted and ignored,
+and unreadable images are reported with their error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import DatasetError, MissingDependencyError, ModelError
+from edgecnn.export.images import EVAL_SPLITS, Labelled, list_images, load_images, pick_split
+from edgecnn.metrics import classification_report, format_report
+
+Progress = Callable[[int, int], None]
+
+
+def is_onnx(model: str | Path) -> bool:
+    """ONNX models go through the edge runtime; anything else is treated as Keras."""
+    return Path(model).suffix.lower() == ".onnx"
+
+
+def labelled_images(data_dir: str | Path, labels: tuple[str, ...]) -> tuple[list[Labelled], int]:
+    """(path, label) pairs under the folder rule, and the count of unlabelled images ignored."""
+    found = list_images(data_dir, EVAL_SPLITS)
+    unknown = sorted({label for _, label in found if label is not None and label not in labels})
+    if unknown:
+        shown = ", ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+        raise DatasetError(
+            f"{pick_split(Path(data_dir), EVAL_SPLITS)}: class folder(s) {', '.join(unknown)} "
+            f"are not labels of the model ({shown})"
+        )
+    items = [item for item in found if item[1] is not None]
+    if not items:
+        raise DatasetError(
+            f"{data_dir}: no images in class folders; expected DATA_DIR/<class>/* "
+            "or DATA_DIR/test/<class>/*"
+        )
+    return items, len(found) - len(items)
+
+
+def _eval_onnx(
+    model: str | Path,
+    data_dir: str | Path,
+    provider: str,
+    threads: int | None,
+    batch_size: int,
+    progress: Progress | None,
+) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]], int, int]:
+    from edgecnn.runtime import Classifier
+
+    clf = Classifier.load(model, provider=provider, threads=threads)
+    labels = clf.spec.labels
+    items, ignored = labelled_images(data_dir, labels)
+    index = {label: i for i, label in enumerate(labels)}
+    y_true, y_pred, failures = [], [], []
+    predictions = clf.classify([str(p) for p, _ in items], batch_size=batch_size)
+    for done, (item, pred) in enumerate(zip(items, predictions, strict=True), start=1):
+        if pred.ok:
+            y_true.append(index[item[1]])
+            y_pred.append(index[pred.label])
+        else:
+            failures.append({"path": str(item[0]), "error": pred.error or "unknown error"})
+        if progress is not None:
+            progress(done, len(items))
+    info = {
+        "model": str(model),
+        "format": "onnx",
+        "precision": clf.spec.precision,
+        "provider": clf.provider,
+        "labels": list(labels),
+    }
+    return info, y_true, y_pred, failures, ignored, len(items)
+
+
+def _eval_keras(
+    model: str | Path,
+    data_dir: str | Path,
+    batch_size: int,
+    options: dict[str, Any],
+    progress: Progress | None,
+) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]], int, int]:
+    from edgecnn.export import keras_model
+    from edgecnn.export.normalization import Normalization
+    from edgecnn.export.source import InputOverrides, resolve_source
+
+    source = resolve_source(model, options.get("overrides") or InputOverrides())
+    normalization = options.get("normalization") or Normalization()
+    kmodel = keras_model.load_keras(source.model_path, unsafe=bool(options.get("unsafe")))
+    keras_model.check_model(kmodel, source.input, len(source.labels))
+    output = source.output
+    if output == "auto":
+        output = keras_model.detect_output(kmodel, source.input, normalization)
+    items, ignored = labelled_images(data_dir, source.labels)
+    index = {label: i for i, label in enumerate(source.labels)}
+    y_true, y_pred, failures = [], [], []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        batch, truth, failed = load_images(chunk, source.input)
+        failures += [{"path": path, "error": reason} for path, reason in failed]
+        if len(batch):
+            probs = keras_model.keras_probabilities(kmodel, batch, normalization, output)
+            y_true += [index[t] for t in truth if t is not None]
+            y_pred += [int(i) for i in probs.argmax(axis=1)]
+        if progress is not None:
+            progress(min(start + batch_size, len(items)), len(items))
+    info = {
+        "model": str(model),
+        "format": "keras",
+        "precision": "keras",
+        "provider": "tensorflow",
+        "labels": list(source.labels),
+    }
+    return info, y_true, y_pred, failures, ignored, len(items)
+
+
+def evaluate(
+    model: str | Path,
+    data_dir: str | Path,
+    *,
+    provider: str = "auto",
+    threads: int | None = None,
+    batch_size: int = 32,
+    keras_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate an ``.onnx`` (edge runtime) or Keras model on a labelled image folder.
+
+    ``keras_options`` (Keras only): ``overrides`` (InputOverrides), ``normalization``,
+    ``unsafe``. Returns the :func:`edgecnn.metrics.classification_report` dict plus the
+    model, data and failure details.
+    """
+    if not Path(model).exists():
+        raise ModelError(f"{model}: no such file or directory")
+    started = time.perf_counter()
+    if is_onnx(model):
+        result = _eval_onnx(model, data_dir, provider, threads, batch_size, progress)
+    else:
+        result = _eval_keras(model, data_dir, batch_size, keras_options or {}, progress)
+    info, y_true, y_pred, failures, ignored, total = result
+    if not y_true:
+        raise DatasetError(f"{data_dir}: none of the {total} images could be read")
+    report = classification_report(y_true, y_pred, info["labels"])
+    report.update(
+        {
+            **info,
+            "data_dir": str(pick_split(Path(data_dir), EVAL_SPLITS)),
+            "failed": len(failures),
+            "failures": failures,
+            "ignored_unlabelled": ignored,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+    return report
+
+
+def format_evaluation(report: dict[str, Any]) -> str:
+    """Header line + the metrics table (+ a failures line)."""
+    head = (
+        f"{report['model']} ({report['format']}, {report['precision']}, {report['provider']}) "
+        f"on {report['data_dir']}"
+    )
+    lines = [head, format_report(report)]
+    if report["failed"]:
+        first = report["failures"][0]
+        lines.append(
+            f"unreadable: {report['failed']} image(s) not counted, e.g. {first['path']}: "
+            f"{first['error']}"
+        )
+    if report["ignored_unlabelled"]:
+        lines.append(f"ignored: {report['ignored_unlabelled']} image(s) outside class folders")
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    """The full report as JSON."""
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def plot_confusion(report: dict[str, Any], path: str | Path) -> None:
+    """The confusion matrix as a PNG (row-normalised colours, counts written in the cells)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError("matplotlib", "train") from exc
+    matrix = np.asarray(report["confusion_matrix"])
+    labels = report["labels"]
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    side = max(4.0, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{os.path.basename(report['model'])}: accuracy {report['accuracy']:.2%}")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,76 @@
+"""Keras -> ONNX: a uint8 ``image`` in, ``probabilities`` out, everything else inside the graph.
+
+The Keras model is wrapped in a ``tf.function`` whose signature is the contract: uint8 NHWC with a
+symbolic batch. The function casts to float32, applies the optional normalization, calls the
+model in inference mode and appends a softmax when the model ends in logits. tf2onnx's
+``from_function`` converts that function (``from_keras`` breaks on Keras 3 models loaded from
+``.keras`` files). The symbolic batch dimension is then named ``batch`` on input and output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecnn.errors import ExportError
+from edgecnn.export import _deps
+from edgecnn.export.normalization import Normalization
+from edgecnn.spec import InputSpec
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+BATCH_DIM = "batch"
+DEFAULT_OPSET = 17
+MIN_OPSET = 17
+
+
+def _name_batch_dim(proto: Any) -> None:
+    for value in (*proto.graph.input, *proto.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = BATCH_DIM
+
+
+def to_onnx(
+    model: Any,
+    spec: InputSpec,
+    *,
+    normalization: Normalization,
+    append_softmax: bool,
+    opset: int = DEFAULT_OPSET,
+) -> Any:
+    """Convert a loaded Keras classifier to an fp32 ``onnx.ModelProto`` meeting the contract."""
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is too old; edgecnn needs {MIN_OPSET} or newer")
+    tf = _deps.tensorflow()
+    tf2onnx = _deps.tf2onnx()
+    normalization.check_channels(spec.channels)
+    scale = tf.constant(normalization.scale, tf.float32)
+    mean = tf.constant(normalization.mean, tf.float32)
+    std = tf.constant(normalization.std, tf.float32)
+    identity = normalization.is_identity
+    model_dtype = getattr(model.inputs[0], "dtype", "float32") or "float32"
+    signature = [tf.TensorSpec([None, *spec.shape], tf.uint8, name=INPUT_NAME)]
+
+    @tf.function(input_signature=signature)
+    def serve(image: Any) -> dict[str, Any]:
+        x = tf.cast(image, tf.float32)
+        if not identity:
+            x = (x * scale - mean) / std
+        y = model(tf.cast(x, model_dtype), training=False)
+        y = tf.cast(y, tf.float32)
+        if append_softmax:
+            y = tf.nn.softmax(y, axis=-1)
+        return {OUTPUT_NAME: y}
+
+    try:
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
+    except Exception as exc:  # the converter raises many kinds; name the stage
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"conversion to ONNX failed (tf2onnx): {first}") from exc
+    inputs = [v.name for v in proto.graph.input]
+    outputs = [v.name for v in proto.graph.output]
+    if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
+        raise ExportError(f"converted graph has inputs {inputs} and outputs {outputs}; unexpected")
+    _name_batch_dim(proto)
+    proto.producer_name = "edgecnn"
+    return proto

@@ -1,0 +1,319 @@
+"""``export_model``: Keras file -> converted, quantized, verified, self-describing ONNX file.
+
+Order matters: the destination is checked first (fail before minutes of work), the fp32 graph is
+always verified against Keras (every other precision is derived from it), a quantized graph is
+verified against both, and only a graph that passed the gates gets its metadata and is written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._version import __version__
+from edgecnn.errors import DatasetError, ExportError
+from edgecnn.export import _deps, artifact, convert, images, keras_model, quantize, verify
+from edgecnn.export.normalization import Normalization
+from edgecnn.export.report import format_table, measure_latency
+from edgecnn.export.source import InputOverrides, ModelSource, resolve_source
+from edgecnn.spec import ModelSpec
+
+#: CLI precision names -> the precision recorded in the metadata.
+PRECISIONS = {
+    "fp32": "fp32",
+    "fp16": "fp16",
+    "int8-dynamic": "int8-dynamic",
+    "int8": "int8-static",
+    "int8-static": "int8-static",
+}
+NOISE_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything ``edgecnn export`` can be told; the defaults are the recommended export."""
+
+    precision: str = "fp32"
+    overrides: InputOverrides = field(default_factory=InputOverrides)
+    normalization: Normalization = field(default_factory=Normalization)
+    calibration: str | Path | None = None
+    calibration_count: int = 300
+    verify: str | Path | None = None
+    verify_count: int = 1000
+    quant: quantize.QuantSettings = field(default_factory=quantize.QuantSettings)
+    max_accuracy_drop: float = 1.0
+    force: bool = False
+    unsafe: bool = False
+    opset: int = convert.DEFAULT_OPSET
+    latency: bool = True
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written: the model path, its spec, the report (also in ``OUT.report.json``)."""
+
+    path: Path
+    spec: ModelSpec
+    report: dict[str, Any]
+    report_path: Path | None
+
+    def table(self) -> str:
+        """The terminal summary."""
+        return format_table(self.report)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _folder_images(
+    folder: str | Path, prefer: tuple[str, ...], source: ModelSource, count: int, what: str
+) -> tuple[list[images.Labelled], str]:
+    try:
+        found = images.list_images(folder, prefer, source.labels)
+    except DatasetError as exc:
+        raise ExportError(f"{what}: {exc}") from exc
+    return images.sample_evenly(found, count), str(images.pick_split(Path(folder), prefer))
+
+
+def _load(
+    items: list[images.Labelled], source: ModelSource, what: str, warnings: list[str]
+) -> tuple[np.ndarray, list[str | None]]:
+    batch, truth, failures = images.load_images(items, source.input)
+    if failures and not len(batch):
+        path, reason = failures[0]
+        raise ExportError(
+            f"{what}: none of the {len(failures)} file(s) could be read as images "
+            f"(first: {path}: {reason})"
+        )
+    if failures:
+        warnings.append(
+            f"{what}: skipped {len(failures)} unreadable file(s), e.g. {failures[0][0]}"
+        )
+    return batch, truth
+
+
+def _calibration_set(
+    source: ModelSource, options: ExportOptions, warnings: list[str]
+) -> tuple[np.ndarray, str]:
+    if options.calibration is not None:
+        items, where = _folder_images(
+            options.calibration,
+            images.CALIBRATION_SPLITS,
+            source,
+            options.calibration_count,
+            "--calibration",
+        )
+    elif source.validation:
+        items = images.sample_evenly(list(source.validation), options.calibration_count)
+        where = "the run's validation files"
+    else:
+        raise ExportError(
+            "int8 (static) quantization needs calibration images: pass --calibration DIR "
+            "(a few hundred images like the ones the model will see)"
+        )
+    batch, _ = _load(items, source, "--calibration", warnings)
+    return batch, where
+
+
+def _verification_set(
+    source: ModelSource,
+    options: ExportOptions,
+    calibration: tuple[np.ndarray, str] | None,
+    warnings: list[str],
+) -> tuple[np.ndarray, list[str | None], str]:
+    if options.verify is not None:
+        items, where = _folder_images(
+            options.verify, images.VERIFY_SPLITS, source, options.verify_count, "--verify"
+        )
+    elif source.validation or source.test:
+        items = images.sample_evenly(list(source.validation or source.test), options.verify_count)
+        where = "the run's " + ("validation" if source.validation else "test") + " files"
+    elif options.calibration is not None:
+        items, where = _folder_images(
+            options.calibration,
+            images.VERIFY_SPLITS,
+            source,
+            options.verify_count,
+            "--calibration",
+        )
+        where += " (calibration folder)"
+    else:
+        warnings.append(
+            "no --verify images: parity was checked on random noise only, accuracy unknown"
+        )
+        rng = np.random.default_rng(0)
+        noise = rng.integers(0, 256, (NOISE_IMAGES, *source.input.shape), dtype=np.uint8)
+        return noise, [None] * NOISE_IMAGES, "random noise"
+    batch, truth = _load(items, source, "--verify", warnings)
+    del calibration
+    return batch, truth, where
+
+
+def _derive(
+    precision: str,
+    fp32: Any,
+    source: ModelSource,
+    options: ExportOptions,
+    warnings: list[str],
+) -> tuple[Any, dict[str, Any] | None, tuple[np.ndarray, str] | None]:
+    """The graph for the requested precision, its quantization record and the calibration set."""
+    if precision == "fp32":
+        return fp32, None, None
+    if precision == "fp16":
+        return quantize.to_fp16(fp32), None, None
+    settings = options.quant.resolved()
+    record: dict[str, Any] = {"format": "QDQ" if precision == "int8-static" else "dynamic"}
+    record.update(settings.to_dict())
+    if precision == "int8-dynamic":
+        record.pop("activations")
+        record.pop("method")
+        return quantize.quantize_dynamic(fp32, settings), record, None
+    calib = _calibration_set(source, options, warnings)
+    record["calibration_images"] = len(calib[0])
+    record["calibration_source"] = calib[1]
+    return quantize.quantize_static(fp32, calib[0], settings), record, calib
+
+
+def export_model(
+    model: str | Path,
+    output: str | Path,
+    options: ExportOptions | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export a Keras model (file or training run folder) to one verified ``.onnx`` file."""
+    options = options or ExportOptions()
+    say = log or (lambda _msg: None)
+    if options.precision not in PRECISIONS:
+        raise ExportError(
+            f"precision {options.precision!r} is not one of fp32, fp16, int8-dynamic, int8"
+        )
+    precision = PRECISIONS[options.precision]
+    out = artifact.check_destination(output)
+    source = resolve_source(model, options.overrides)
+    options.normalization.check_channels(source.input.channels)
+    warnings: list[str] = []
+
+    say(f"loading {source.model_path}")
+    kmodel = keras_model.load_keras(source.model_path, unsafe=options.unsafe)
+    keras_model.check_model(kmodel, source.input, len(source.labels))
+    output_kind = source.output
+    if output_kind == "auto":
+        output_kind = keras_model.detect_output(kmodel, source.input, options.normalization)
+
+    say(f"converting to ONNX (opset {options.opset}, output: {output_kind})")
+    fp32 = convert.to_onnx(
+        kmodel,
+        source.input,
+        normalization=options.normalization,
+        append_softmax=output_kind == "logits",
+        opset=options.opset,
+    )
+    graph, quant_record, calib = _derive(precision, fp32, source, options, warnings)
+    if precision != "fp32":
+        say(f"{precision}: graph ready")
+
+    images_, truth, where = _verification_set(source, options, calib, warnings)
+    say(f"verifying on {len(images_)} images ({where})")
+    reference = keras_model.keras_probabilities(kmodel, images_, options.normalization, output_kind)
+    fp32_bytes = fp32.SerializeToString()
+    fp32_sess = verify.session(fp32_bytes)
+    fp32_probs = verify.onnx_probabilities(fp32_sess, images_)
+    fp32_parity = verify.compare(reference, fp32_probs, truth, source.labels)
+    verify.check_fp32(fp32_parity)
+    parity = fp32_parity
+    if precision != "fp32":
+        sess = verify.session(graph.SerializeToString())
+        probs = verify.onnx_probabilities(sess, images_)
+        parity = verify.compare(reference, probs, truth, source.labels)
+        versus_fp32 = verify.compare(fp32_probs, probs, truth, source.labels)
+        warning = verify.check_quantized(
+            parity, precision, options.max_accuracy_drop, options.force
+        )
+        if warning:
+            warnings.append(warning)
+        if quant_record is not None:
+            quant_record["top1_agreement_vs_fp32"] = round(versus_fp32["top1_agreement"], 6)
+    else:
+        sess = fp32_sess
+
+    verification = {
+        "source": where,
+        "images": parity["images"],
+        "labelled": parity["labelled"],
+        "top1_agreement": round(parity["top1_agreement"], 6),
+        "max_abs_diff": float(f"{parity['max_abs_diff']:.3g}"),
+        "accuracy_keras": parity["accuracy_reference"],
+        "accuracy": parity["accuracy"],
+    }
+    if precision != "fp32":
+        verification["fp32_top1_agreement"] = round(fp32_parity["top1_agreement"], 6)
+    tf2onnx = _deps.tf2onnx()
+    keras = _deps.keras()
+    spec = ModelSpec(
+        labels=source.labels,
+        input=source.input,
+        precision=precision,
+        architecture=source.architecture,
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        edgecnn_version=__version__,
+        training=dict(source.training),
+        quantization=quant_record,
+        verification=verification,
+        extra={
+            "export": {
+                "opset": options.opset,
+                "source_model": source.model_path.name,
+                "source_sha256": _sha256(source.model_path),
+                "keras_output": output_kind,
+                "softmax_appended": output_kind == "logits",
+                "normalization": options.normalization.to_dict(),
+                "tf2onnx": tf2onnx.__version__,
+                "keras": keras.__version__,
+            }
+        },
+    )
+    artifact.set_metadata(graph, spec)
+    data = artifact.serialize_checked(graph)
+    artifact.write_atomic(out, data)
+    say(f"wrote {out} ({len(data) / 1e6:.2f} MB)")
+
+    report: dict[str, Any] = {
+        "output": str(out),
+        "precision": precision,
+        "size_bytes": len(data),
+        "opset": options.opset,
+        "labels": list(source.labels),
+        "input": spec.to_dict()["input"],
+        "verification": {**verification, **{k: parity[k] for k in ("row_sum_error",)}},
+        "fp32_parity": fp32_parity if precision != "fp32" else None,
+        "quantization": quant_record,
+        "warnings": warnings,
+    }
+    if options.latency:
+        say("measuring latency")
+        report["latency"] = measure_latency(sess, source.input)
+        if precision != "fp32":
+            report["fp32_latency"] = measure_latency(fp32_sess, source.input)
+            report["fp32_size_bytes"] = len(fp32_bytes)
+    else:
+        report["latency"] = None
+    report_path = None
+    if options.report:
+        report_path = out.with_name(out.name + ".report.json")
+        if out.suffix == ".onnx":
+            report_path = out.with_suffix(".report.json")
+        artifact.write_atomic(report_path, (json.dumps(report, indent=2) + "\n").encode())
+    return ExportResult(path=out, spec=spec, report=report, report_path=report_path)

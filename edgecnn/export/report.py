@@ -1,0 +1,100 @@
+"""The export report: what was written and how it behaves on this machine.
+
+``OUT.report.json`` and a short terminal table: precision, file size, opset, parity numbers,
+accuracy, and median single-image and batch latency measured with onnxruntime on this CPU
+(intra-op threads = all cores). Latency here is a sanity figure for the export; ``edgecnn bench``
+is the place for careful measurements.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from edgecnn.spec import InputSpec
+
+BATCH = 32
+
+
+def _median_ms(fn: Any, budget_s: float, max_runs: int) -> float:
+    fn()  # warm-up (allocations, kernel selection)
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < 5 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000.0)
+
+
+def measure_latency(sess: Any, spec: InputSpec, budget_s: float = 1.0) -> dict[str, float]:
+    """Median ms for one image and for a batch of 32 (plus ms per image in the batch)."""
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, *spec.shape), dtype=np.uint8)
+    many = rng.integers(0, 256, (BATCH, *spec.shape), dtype=np.uint8)
+    single = _median_ms(lambda: sess.run(None, {"image": one}), budget_s, 200)
+    batch = _median_ms(lambda: sess.run(None, {"image": many}), budget_s, 50)
+    return {
+        "single_ms": round(single, 3),
+        "batch_size": BATCH,
+        "batch_ms": round(batch, 3),
+        "batch_ms_per_image": round(batch / BATCH, 3),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A few aligned lines for the terminal (the JSON report has everything)."""
+    rows: list[tuple[str, str]] = [
+        ("file", f"{report['output']} ({report['size_bytes'] / 1e6:.2f} MB)"),
+        ("precision", f"{report['precision']}  opset {report['opset']}"),
+        (
+            "labels",
+            f"{len(report['labels'])}: {', '.join(report['labels'][:8])}"
+            + (" ..." if len(report["labels"]) > 8 else ""),
+        ),
+    ]
+    v = report["verification"]
+    rows.append(("verified on", f"{v['images']} images ({v['source']})"))
+    fp = report.get("fp32_parity")
+    if fp is not None:
+        rows.append(
+            (
+                "fp32 vs Keras",
+                f"top-1 agree {_pct(fp['top1_agreement'])}, max |diff| {fp['max_abs_diff']:.2e}",
+            )
+        )
+    rows.append(
+        (
+            f"{report['precision']} vs Keras",
+            f"top-1 agree {_pct(v['top1_agreement'])}, max |diff| {v['max_abs_diff']:.2e}",
+        )
+    )
+    if v["accuracy"] is not None:
+        rows.append(
+            (
+                "accuracy",
+                f"{_pct(v['accuracy'])} (Keras {_pct(v['accuracy_keras'])}, "
+                f"{v['labelled']} labelled images)",
+            )
+        )
+    lat = report["latency"]
+    line = f"{lat['single_ms']:.2f} ms/image, batch {lat['batch_size']}: " + (
+        f"{lat['batch_ms_per_image']:.2f} ms/image"
+    )
+    ref = report.get("fp32_latency")
+    if ref:
+        line += f"  (fp32: {ref['single_ms']:.2f} / {ref['batch_ms_per_image']:.2f})"
+    rows.append(("latency (CPU)", line))
+    if ref and report.get("fp32_size_bytes"):
+        rows.append(("fp32 size", f"{report['fp32_size_bytes'] / 1e6:.2f} MB"))
+    for warning in report.get("warnings", []):
+        rows.append(("warning", warning))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {val}" for k, val in rows)
