@@ -1,0 +1,256 @@
+"""Rendering a benchmark report (the dict :class:`edgecnn.bench.Benchmark` returns) for people:
+a terminal table, a Markdown document and a PNG plot (matplotlib, imported only here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import MissingDependencyError
+
+_LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "max")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def environment_lines(report: dict[str, Any]) -> list[str]:
+    """The environment block: provider, versions, CPU, load, models with hash and precision."""
+    env = report["environment"]
+    cpu = env["cpu"]
+    flags = [name for name in ("avx2", "avx512", "vnni", "neon") if cpu.get(name)]
+    lines = [
+        f"provider {env.get('provider')} (requested {report['settings']['provider_requested']}); "
+        f"onnxruntime {env['onnxruntime']}, OpenCV {env['opencv']}, numpy {env['numpy']}, "
+        f"Python {env['python']}",
+        f"CPU {cpu['model']} ({', '.join(flags) or 'no AVX2'}), {cpu['cores']} cores usable; "
+        f"load average {env.get('load_average')}; {env['date']}",
+    ]
+    for model in report["models"]:
+        lines.append(
+            f"model {model['name']}: {model['precision']}, "
+            f"{'x'.join(map(str, model['input']))}, sha256 {model['sha256'][:16]}, "
+            f"provider {model['provider']}"
+        )
+    keras = report.get("keras")
+    if keras:
+        lines.append(
+            f"keras {keras['path']}: Keras {keras['keras']}, sha256 {keras['sha256'][:16]}"
+        )
+    if report.get("interrupted"):
+        lines.append("INTERRUPTED: partial results (what was measured before Ctrl-C)")
+    return lines
+
+
+def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the model-only table (latency per batch in ms)."""
+    header = ["model", "threads", "batch", "runs", *(f"{k} ms" for k in _LATENCY_KEYS)]
+    header += ["ms/img", "img/s", "vs first", "vs keras"]
+    rows = []
+    for row in report["model_only"]:
+        stats = row["latency_ms"]
+        rows.append(
+            [
+                row["model"],
+                str(row["threads"]),
+                str(row["batch_size"]),
+                str(stats["count"]),
+                *(_fmt(stats.get(k)) for k in _LATENCY_KEYS),
+                _fmt(row["per_image_ms"]),
+                _fmt(row["images_per_second"], 1),
+                _ratio(row.get("speedup_vs_first")),
+                _ratio(row.get("speedup_vs_keras")),
+            ]
+        )
+    return header, rows
+
+
+def warmup_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the warm-up table (session creation, first run)."""
+    header = ["model", "threads", "session s", "first run ms", "first batch"]
+    rows = [
+        [
+            w["model"],
+            str(w["threads"]),
+            _fmt(w["session_s"], 3),
+            _fmt(w.get("first_run_ms")),
+            str(w.get("first_batch", "-")),
+        ]
+        for w in report["warmup"]
+    ]
+    keras = report.get("keras")
+    if keras:
+        rows.append(
+            ["keras", "tf-default", _fmt(keras["load_s"], 3), _fmt(keras.get("first_run_ms")), "-"]
+        )
+    return header, rows
+
+
+def pipeline_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the end-to-end table (one-core stage means, pipeline vs limit)."""
+    header = ["model", "threads", "batch", "images", "img/s", "limit img/s", "% limit"]
+    header += ["decode ms", "preproc ms", "infer ms/img", "post ms", "vs keras pipeline"]
+    rows = []
+    for row in report["end_to_end"]:
+        one = row["one_core_ms"]
+        fraction = row.get("fraction_of_limit")
+        rows.append(
+            [
+                row["model"],
+                str(row["threads"]),
+                str(row["batch_size"]),
+                str(row["images"]),
+                _fmt(row["images_per_second"], 1),
+                _fmt(row.get("limit_images_per_second"), 1),
+                "-" if fraction is None else f"{fraction:.0%}",
+                _fmt(one["decode"].get("mean")),
+                _fmt(one["preprocess"].get("mean")),
+                _fmt(row.get("inference_per_image_ms")),
+                _fmt(one["postprocess"].get("mean"), 3),
+                _ratio(row.get("speedup_vs_keras_pipeline")),
+            ]
+        )
+    keras = report.get("keras_pipeline")
+    if keras:
+        rows.append(
+            ["keras tutorial pipeline", "tf-default", "16", str(keras["images"])]
+            + [_fmt(keras["images_per_second"], 1)]
+            + ["-"] * 7
+        )
+    return header, rows
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    numeric = [i >= 1 for i in range(len(header))]
+    out = []
+    for cells in (header, *rows):
+        parts = [
+            str(c).rjust(w) if numeric[i] and cells is not header else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        out.append("  ".join(parts).rstrip())
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+def _verdicts(report: dict[str, Any]) -> list[str]:
+    return [
+        f"{r['model']} threads {r['threads']} batch {r['batch_size']}: {r['verdict']}"
+        for r in report["end_to_end"]
+    ]
+
+
+def terminal(report: dict[str, Any]) -> str:
+    """A readable plain-text report."""
+    lines = environment_lines(report)
+    for title, table in (
+        ("warm-up (not in the statistics)", warmup_table(report)),
+        ("model only: latency per batch", model_table(report)),
+        ("end to end: stages on one core, pipeline as `edgecnn classify` runs it", None),
+    ):
+        if table is None:
+            if not report["end_to_end"] and not report.get("keras_pipeline"):
+                continue
+            table = pipeline_table(report)
+        if table[1]:
+            lines += ["", title, *_aligned(*table)]
+    verdicts = _verdicts(report)
+    if verdicts:
+        lines += ["", *verdicts]
+    return "\n".join(lines)
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: environment list and one table per mode."""
+    lines = ["# edgecnn bench", ""]
+    lines += [f"- {line}" for line in environment_lines(report)]
+    for title, (header, rows) in (
+        ("Warm-up", warmup_table(report)),
+        ("Model only (latency per batch)", model_table(report)),
+        ("End to end", pipeline_table(report)),
+    ):
+        if rows:
+            lines += ["", f"## {title}", "", *_md_table(header, rows)]
+    verdicts = _verdicts(report)
+    if verdicts:
+        lines += ["", *[f"- {v}" for v in verdicts]]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    """Write the full report (raw samples included) as JSON."""
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def plot(report: dict[str, Any], path: str | Path) -> None:
+    """PNG: per-image latency distribution per configuration, and throughput per batch size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError("matplotlib", "train") from exc
+    rows = report["model_only"]
+    panels = 3 if report["end_to_end"] else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 5), squeeze=False)
+    ax = axes[0][0]
+    labels = [f"{r['model']}\nt{r['threads']} b{r['batch_size']}" for r in rows]
+    data = [[s / r["batch_size"] for s in r["samples_ms"]] for r in rows]
+    if data:
+        ax.boxplot(data, showfliers=True, whis=(5, 95))
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("ms per image (whiskers p5-p95)")
+    ax.set_title("Latency distribution (model only)")
+    ax = axes[0][1]
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        series.setdefault(f"{r['model']} t{r['threads']}", []).append(
+            (r["batch_size"], r["images_per_second"])
+        )
+    for name, points in series.items():
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("images/s")
+    ax.set_title("Throughput (model only)")
+    ax.legend(fontsize=7)
+    if panels == 3:
+        ax = axes[0][2]
+        e2e = report["end_to_end"]
+        names = [f"{r['model']}\nt{r['threads']} b{r['batch_size']}" for r in e2e]
+        xs = range(len(e2e))
+        ax.bar([x - 0.2 for x in xs], [r["images_per_second"] for r in e2e], 0.4, label="pipeline")
+        limits = [r.get("limit_images_per_second") or 0 for r in e2e]
+        ax.bar([x + 0.2 for x in xs], limits, 0.4, label="machine limit")
+        keras = report.get("keras_pipeline")
+        if keras:
+            ax.axhline(keras["images_per_second"], color="gray", ls="--", label="Keras tutorial")
+        ax.set_xticks(list(xs), names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("images/s")
+        ax.set_title("End to end")
+        ax.legend(fontsize=7)
+    env = report["environment"]
+    fig.suptitle(
+        f"{env['cpu']['model']}, {env['cpu']['cores']} cores, {env.get('provider')}, "
+        f"onnxruntime {env['onnxruntime']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,116 @@
+"""``edgecnn bench``: latency and throughput of models, model-only and end to end."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from edgecnn.bench import BenchError, Benchmark, Settings, parse_list
+from edgecnn.providers import PROVIDERS
+
+
+def _progress(enabled: bool) -> Any:
+    """A one-line progress indicator on a terminal; silent when stderr is piped."""
+    if not enabled:
+        return None
+
+    def show(message: str) -> None:
+        click.echo(f"\r\033[K{message}"[:200], nl=False, err=True)
+
+    return show
+
+
+@click.command()
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    default="auto",
+    show_default=True,
+    help="auto: CUDA if it really loads, else CPU. cuda: fail rather than fall back.",
+)
+@click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma-separated.")
+@click.option(
+    "--threads",
+    default="1,auto",
+    show_default=True,
+    help="onnxruntime intra-op threads, comma-separated; auto = what classify uses.",
+)
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed runs first.")
+@click.option("--iterations", type=int, help="Timed runs per model and configuration.")
+@click.option("--duration", type=float, help="Seconds per model and configuration [default: 2].")
+@click.option(
+    "--images",
+    type=click.Path(),
+    help="Folder of images: real input tensors, and the end-to-end pipeline measured too.",
+)
+@click.option(
+    "--keras",
+    "keras_model",
+    type=click.Path(dir_okay=False),
+    help="The same network as a .keras file: Keras predict (and the tutorials' pipeline "
+    "with --images) measured in the same run. Needs TensorFlow.",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write Markdown here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no table on the terminal.")
+def bench(
+    models: tuple[str, ...],
+    provider: str,
+    batch_sizes: str,
+    threads: str,
+    warmup: int,
+    iterations: int | None,
+    duration: float | None,
+    images: str | None,
+    keras_model: str | None,
+    json_out: str | None,
+    md_out: str | None,
+    plot_out: str | None,
+    quiet: bool,
+) -> None:
+    """Measure MODELS (default: the bundled model) side by side: latency statistics and
+    images/s per batch size and thread count, after a separately reported warm-up.
+
+    With --images DIR, also decode / preprocess / inference / postprocess per image and the
+    whole pipeline as `edgecnn classify` runs it, against this machine's limit. Ctrl-C
+    prints what was measured so far.
+    """
+    from edgecnn import benchreport
+
+    settings = Settings(
+        batch_sizes=tuple(b for b in parse_list(batch_sizes) if b is not None),
+        threads=parse_list(threads, allow_auto=True),
+        warmup=warmup,
+        iterations=iterations,
+        duration=duration,
+        provider=provider,
+    )
+    progress = _progress(not quiet and sys.stderr.isatty())
+    run = Benchmark(list(models), settings, images=images, keras=keras_model, progress=progress)
+    try:
+        report = run.run()
+    except KeyboardInterrupt:
+        report = run.interrupt()
+    finally:
+        if progress:
+            click.echo("\r\033[K", nl=False, err=True)
+    if not report["model_only"] and not report["end_to_end"]:
+        if report["interrupted"]:
+            click.echo("interrupted before anything was measured", err=True)
+            sys.exit(130)
+        raise BenchError("nothing was measured")
+    if not quiet:
+        click.echo(benchreport.terminal(report))
+    if json_out:
+        benchreport.write_json(report, json_out)
+    if md_out:
+        with open(md_out, "w", encoding="utf-8") as fh:
+            fh.write(benchreport.markdown(report))
+    if plot_out:
+        benchreport.plot(report, plot_out)
+    if report["interrupted"]:
+        sys.exit(130)

@@ -1,0 +1,263 @@
+"""edgecnn bench: statistics, report schema, provider reporting, each mode, bad input.
+
+No test asserts a timing; configurations are tiny (a few iterations on 16x16 models).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecnn import benchreport
+from edgecnn.bench import (
+    BenchError,
+    Benchmark,
+    Settings,
+    cpu_info,
+    machine_limit,
+    model_names,
+    parse_list,
+    verdict,
+)
+from edgecnn.cli import cli
+from edgecnn.runtime import Classifier
+from edgecnn.stats import latency_stats
+from tests.models import color_model, save
+
+FAST = {"iterations": 3, "warmup": 1}
+
+
+def run_bench(*args: str) -> object:
+    return CliRunner().invoke(cli, ["bench", *args])
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_latency_stats_of_a_known_sample() -> None:
+    stats = latency_stats(list(range(1, 101)))  # 1..100 ms
+    assert stats["count"] == 100
+    assert stats["min"] == 1 and stats["max"] == 100
+    assert stats["mean"] == pytest.approx(50.5)
+    assert stats["p50"] == pytest.approx(50.5)
+    assert stats["p90"] == pytest.approx(90.1)
+    assert stats["p95"] == pytest.approx(95.05)
+    assert stats["p99"] == pytest.approx(99.01)
+
+
+def test_model_only_rows_derive_throughput_from_samples(color_model_path: Path) -> None:
+    run = Benchmark([str(color_model_path)], Settings(batch_sizes=(4,), threads=(1,), **FAST))
+    run.records.append(
+        {
+            "model": "color.onnx",
+            "threads": "1",
+            "batch_size": 4,
+            "input": "synthetic",
+            "keras": False,
+            "samples_ms": [10.0, 20.0, 30.0, 40.0],
+        }
+    )
+    run.model_info.append({"name": "color.onnx", "provider": "CPUExecutionProvider"})
+    (row,) = run.report()["model_only"]
+    assert row["latency_ms"]["p50"] == pytest.approx(25.0)
+    assert row["per_image_ms"] == pytest.approx(100.0 / 16)
+    assert row["images_per_second"] == pytest.approx(16 / 0.1)
+    assert row["speedup_vs_first"] == pytest.approx(1.0)
+
+
+def test_machine_limit_formula() -> None:
+    one_core = {
+        "decode": {"count": 3, "mean": 30.0},
+        "preprocess": {"count": 3, "mean": 10.0},
+        "postprocess": {"count": 3, "mean": 0.0},
+    }
+    result = machine_limit(one_core, inference_ms=5.0, cores=2)
+    # 1 / (40 ms / 2 cores + 5 ms) = 40 images/s
+    assert result["limit_images_per_second"] == pytest.approx(40.0)
+    assert max(result["cpu_share"], key=result["cpu_share"].get) == "decode"
+    line = verdict({**result, "fraction_of_limit": 0.95})
+    assert line.startswith("bound by image decoding") and "95%" in line
+
+
+def test_parse_list_and_names() -> None:
+    assert parse_list("1, 8,32,8") == (1, 8, 32)
+    assert parse_list("1,auto", allow_auto=True) == (1, None)
+    with pytest.raises(BenchError, match="not a whole number"):
+        parse_list("1,x")
+    assert model_names(["a/m.onnx", "b/n.onnx"]) == ["m.onnx", "n.onnx"]
+    assert model_names(["m.onnx", "m.onnx"]) == ["m.onnx", "m.onnx#2"]
+
+
+def test_cpu_info_reads_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Test CPU\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    cpu = cpu_info(str(info))
+    assert cpu["avx2"] and cpu["avx512"] and cpu["vnni"]
+    assert cpu["cores"] >= 1
+
+
+# ----------------------------------------------------------------------------- modes + schema
+
+
+def test_model_only_report_schema_and_provider(color_model_path: Path, tmp_path: Path) -> None:
+    other = save(color_model(), tmp_path / "second.onnx")
+    settings = Settings(batch_sizes=(1, 2), threads=(1, None), **FAST)
+    report = Benchmark([str(color_model_path), str(other)], settings).run()
+    assert {"schema", "environment", "models", "settings", "warmup", "model_only"} <= set(report)
+    assert report["end_to_end"] == [] and not report["interrupted"]
+    env = report["environment"]
+    for key in ("provider", "onnxruntime", "opencv", "numpy", "cpu", "load_average"):
+        assert key in env
+    assert {"model", "avx2", "avx512", "vnni", "cores"} <= set(env["cpu"])
+    session_provider = Classifier.load(color_model_path, provider="auto").provider
+    assert env["provider"] == session_provider
+    assert [m["provider"] for m in report["models"]] == [session_provider] * 2
+    assert len(report["models"][0]["sha256"]) == 64
+    assert report["models"][0]["precision"] == "fp32"
+    rows = report["model_only"]
+    assert len(rows) == 2 * 2 * 2  # models x batch sizes x thread counts
+    for row in rows:
+        assert set(row["latency_ms"]) == {
+            "count", "min", "mean", "p50", "p90", "p95", "p99", "max",
+        }  # fmt: skip
+        assert row["latency_ms"]["count"] == 3
+        assert row["images_per_second"] > 0 and "speedup_vs_first" in row
+    assert {w["threads"] for w in report["warmup"]} == {"1", "auto"}
+    assert all(w["session_s"] >= 0 and w["first_run_ms"] >= 0 for w in report["warmup"])
+    json.dumps(report)  # JSON-ready
+
+
+def test_end_to_end_mode(color_model_path: Path, color_folder: Path) -> None:
+    settings = Settings(batch_sizes=(4,), threads=(1,), **FAST)
+    report = Benchmark([str(color_model_path)], settings, images=color_folder).run()
+    assert report["model_only"][0]["input"] == "images"
+    (row,) = report["end_to_end"]
+    assert row["images"] == 9 and row["ok"] == 9 and row["failed"] == 0
+    for stage in ("decode", "preprocess", "postprocess"):
+        assert row["one_core_ms"][stage]["count"] == 9
+    assert set(row["in_pipeline_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
+    assert row["limit_images_per_second"] > 0 and row["fraction_of_limit"] > 0
+    assert row["verdict"].startswith("bound by")
+
+
+def test_cli_writes_json_markdown_plot(
+    color_model_path: Path, color_folder: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "r"
+    result = run_bench(
+        str(color_model_path),
+        "--batch-sizes", "1,2", "--threads", "1", "--iterations", "2", "--warmup", "0",
+        "--images", str(color_folder),
+        "--json", f"{out}.json", "--markdown", f"{out}.md", "--plot", f"{out}.png",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "model only" in result.output and "bound by" in result.output
+    report = json.loads(Path(f"{out}.json").read_text())
+    assert report["schema"] == 1 and len(report["end_to_end"]) == 2
+    assert "| model | threads | batch |" in Path(f"{out}.md").read_text()
+    assert Path(f"{out}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_markdown_and_terminal_render_partial_reports(color_model_path: Path) -> None:
+    run = Benchmark([str(color_model_path)], Settings(batch_sizes=(1,), threads=(1,), **FAST))
+    run.run()
+    report = run.interrupt()
+    assert report["interrupted"]
+    assert "INTERRUPTED" in benchreport.terminal(report)
+    assert "INTERRUPTED" in benchreport.markdown(report)
+
+
+def test_ctrl_c_reports_what_was_measured(color_model_path: Path) -> None:
+    calls = {"n": 0}
+
+    def progress(message: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise KeyboardInterrupt
+
+    settings = Settings(batch_sizes=(1, 2), threads=(1,), iterations=50, warmup=0)
+    run = Benchmark([str(color_model_path)], settings, progress=progress)
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    report = run.interrupt()
+    assert report["interrupted"]
+    assert report["model_only"] and report["model_only"][0]["latency_ms"]["count"] > 0
+
+
+def test_bench_imports_no_tensorflow(color_model_path: Path) -> None:
+    code = (
+        "import sys; from edgecnn.cli import main\n"
+        f"try: main(['bench', {str(color_model_path)!r}, '--iterations', '1', '-q',"
+        " '--batch-sizes', '1', '--threads', '1'])\n"
+        "except SystemExit as e: assert not e.code, e.code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_model_that_cannot_load(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    result = run_bench(str(bad), "--iterations", "1")
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "not a usable ONNX model" in result.output
+    result = run_bench(str(tmp_path / "missing.onnx"), "--iterations", "1")
+    assert result.exit_code == 1 and "no such model file" in result.output
+
+
+def test_fixed_batch_dimension_rejects_batch_size(tmp_path: Path) -> None:
+    fixed = save(color_model(batch=1), tmp_path / "fixed.onnx")
+    result = run_bench(str(fixed), "--batch-sizes", "1,8", "--iterations", "1")
+    assert result.exit_code == 1
+    assert "fixed to 1" in result.output and "batch size 8" in result.output
+
+
+def test_empty_image_folder(color_model_path: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_bench(str(color_model_path), "--images", str(empty), "--iterations", "1")
+    assert result.exit_code == 1 and "empty" in result.output
+
+
+def test_folder_without_images(color_model_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello")
+    result = run_bench(
+        str(color_model_path), "--images", str(folder), "--iterations", "1", "--threads", "1"
+    )
+    assert result.exit_code == 1 and "no file could be decoded" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "0"], "--duration must be a positive"),
+        (["--iterations", "0"], "--iterations must be >= 1"),
+        (["--iterations", "2", "--duration", "1"], "not both"),
+        (["--batch-sizes", "0"], "batch sizes must be >= 1"),
+        (["--threads", "two"], "not a whole number"),
+    ],
+)
+def test_bad_settings(color_model_path: Path, args: list[str], message: str) -> None:
+    result = run_bench(str(color_model_path), *args)
+    assert result.exit_code == 1, result.output
+    assert "Error:" in result.output and message in result.output
+
+
+def test_synthetic_inputs_match_the_model(color_model_path: Path) -> None:
+    run = Benchmark([str(color_model_path)], Settings(batch_sizes=(3,), threads=(1,), **FAST))
+    kind, data = run._inputs(Classifier.load(color_model_path, provider="cpu"))
+    assert kind == "synthetic" and data.shape == (3, 16, 16, 3) and data.dtype == np.uint8
