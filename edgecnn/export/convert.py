@@ -44,9 +44,9 @@ def to_onnx(
     tf = _deps.tensorflow()
     tf2onnx = _deps.tf2onnx()
     normalization.check_channels(spec.channels)
-    scale = tf.constant(normalization.scale, tf.float32)
-    mean = tf.constant(normalization.mean, tf.float32)
-    std = tf.constant(normalization.std, tf.float32)
+    # Python values, turned into constants inside the trace (captured eager tensors would
+    # become extra graph inputs in tf2onnx).
+    scale, mean, std = normalization.scale, list(normalization.mean), list(normalization.std)
     identity = normalization.is_identity
     model_dtype = getattr(model.inputs[0], "dtype", "float32") or "float32"
     signature = [tf.TensorSpec([None, *spec.shape], tf.uint8, name=INPUT_NAME)]
@@ -55,7 +55,8 @@ def to_onnx(
     def serve(image: Any) -> dict[str, Any]:
         x = tf.cast(image, tf.float32)
         if not identity:
-            x = (x * scale - mean) / std
+            x = x * tf.constant(scale, tf.float32)
+            x = (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
         y = model(tf.cast(x, model_dtype), training=False)
         y = tf.cast(y, tf.float32)
         if append_softmax:
