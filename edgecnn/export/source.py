@@ -61,16 +61,20 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _file_list(
-    entries: Any, base: Path, labels: tuple[str, ...]
+    entries: Any, base: Path, labels: tuple[str, ...], targets: Any = None
 ) -> tuple[tuple[Path, str | None], ...]:
-    """Paths (+ labels) from a run's ``validation_files`` / ``test_files``.
+    """Paths (+ labels) from a run's ``validation_files`` / ``test_files`` (+ ``*_targets``).
 
-    Accepts plain paths (label = parent folder name when it is a label), ``[path, label]`` pairs
-    and ``{"path": ..., "label": ...}`` objects; relative paths are tried against the run folder.
+    Accepts plain paths (label: the matching class index in ``targets``, else the parent folder
+    name when it is a label), ``[path, label]`` pairs and ``{"path": ..., "label": ...}``
+    objects; relative paths are tried against the run folder.
     """
+    entries = list(entries or ())
+    if not isinstance(targets, list) or len(targets) != len(entries):
+        targets = [None] * len(entries)
     out = []
-    for entry in entries or ():
-        label: Any = None
+    for entry, target in zip(entries, targets, strict=True):
+        label: Any = target
         if isinstance(entry, dict):
             path, label = entry.get("path"), entry.get("label")
         elif isinstance(entry, (list, tuple)) and len(entry) == 2:
@@ -174,6 +178,8 @@ def resolve_source(model: str | Path, overrides: InputOverrides | None = None) -
         run_dir=run_dir,
         architecture=config.get("architecture"),
         training=training,
-        validation=_file_list(config.get("validation_files"), base_dir, labels),
-        test=_file_list(config.get("test_files"), base_dir, labels),
+        validation=_file_list(
+            config.get("validation_files"), base_dir, labels, config.get("validation_targets")
+        ),
+        test=_file_list(config.get("test_files"), base_dir, labels, config.get("test_targets")),
     )

@@ -1,0 +1,128 @@
+"""``edgecnn eval``: metrics through the edge runtime (.onnx) and through Keras, folder rule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import cli
+from edgecnn.errors import DatasetError
+from edgecnn.evaluate import evaluate
+from edgecnn.export.images import list_images, sample_evenly
+from tests import keras_models as km
+from tests.conftest import write_color_image
+
+
+def colour_dataset(root: Path, per_class: int = 3, classes=("red", "green", "blue")) -> Path:
+    for color in classes:
+        (root / color).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            write_color_image(root / color / f"{i}.png", color)
+    return root
+
+
+def test_eval_onnx_reports_metrics_failures_json_and_png(
+    color_model_path: Path, tmp_path: Path
+) -> None:
+    data = colour_dataset(tmp_path / "data" / "test")
+    colour_dataset(tmp_path / "data", classes=("red",))  # ignored: test/ wins
+    (data / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    write_color_image(data / "loose.png", "green")  # outside class folders: ignored, counted
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["eval", str(color_model_path), str(tmp_path / "data"), "--json",
+         str(tmp_path / "r.json"), "--png", str(tmp_path / "cm.png")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "accuracy: 1.0000 on 9 images" in result.output
+    assert "unreadable: 1 image(s)" in result.output and "broken.png" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["confusion_matrix"] == [[3, 0, 0], [0, 3, 0], [0, 0, 3]]
+    assert report["format"] == "onnx" and report["provider"] == "CPUExecutionProvider"
+    assert report["data_dir"].endswith("test") and report["ignored_unlabelled"] == 1
+    assert report["failures"][0]["path"].endswith("broken.png")
+    assert {row["label"] for row in report["per_class"]} == {"red", "green", "blue"}
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_on_a_subset_of_classes(color_model_path: Path, tmp_path: Path) -> None:
+    data = colour_dataset(tmp_path / "d", per_class=2, classes=("blue", "green"))
+    report = evaluate(color_model_path, data, provider="cpu")
+    assert report["images"] == 4 and report["accuracy"] == 1.0
+    assert report["labels"] == ["red", "green", "blue"]
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [("unknown", "not labels of the model"), ("empty", "no image files"),
+     ("missing", "does not exist")],
+)  # fmt: skip
+def test_eval_bad_folders_fail_with_one_line(
+    layout: str, message: str, color_model_path: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "d"
+    if layout == "unknown":
+        colour_dataset(data, classes=("red",))
+        (data / "purple").mkdir()
+        write_color_image(data / "purple" / "p.png", "blue")
+    elif layout == "empty":
+        (data / "red").mkdir(parents=True)
+    result = CliRunner().invoke(cli, ["eval", str(color_model_path), str(data)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_eval_onnx_imports_no_tensorflow(color_model_path: Path, tmp_path: Path) -> None:
+    data = colour_dataset(tmp_path / "d")
+    code = f"""
+import sys
+from edgecnn.cli import cli
+cli.main(["eval", {str(color_model_path)!r}, {str(data)!r}], standalone_mode=False)
+assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TF imported"
+print("no-tf")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy: 1.0000" in proc.stdout and proc.stdout.strip().endswith("no-tf")
+
+
+def test_sampling_is_balanced_and_deterministic(tmp_path: Path) -> None:
+    colour_dataset(tmp_path / "train", per_class=5, classes=("red",))
+    colour_dataset(tmp_path / "train", per_class=20, classes=("green", "blue"))
+    items = list_images(tmp_path, ("train",))
+    assert len(items) == 45 and {label for _, label in items} == {"red", "green", "blue"}
+    picked = sample_evenly(items, 30)
+    counts = {c: sum(1 for _, label in picked if label == c) for c in ("red", "green", "blue")}
+    assert counts == {"red": 5, "green": 13, "blue": 12} or counts == {
+        "red": 5, "green": 12, "blue": 13}  # fmt: skip
+    assert picked == sample_evenly(items, 30)
+    assert sample_evenly(items, 100) == items
+    with pytest.raises(DatasetError, match="does not exist"):
+        list_images(tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_keras_and_onnx_evaluations_agree(tmp_path: Path) -> None:
+    """The model users trained and the artifact they deploy give the same confusion matrix."""
+    from edgecnn.export import ExportOptions, export_model
+
+    data = km.write_dataset(tmp_path / "data", {"train": 60, "test": 20}, seed=1)
+    images, labels = km.arrays(data, "train")
+    model = km.train(km.build("logits"), images.astype("float32"), labels, epochs=6)
+    run = km.write_run(tmp_path / "run", model, "logits")
+    export_model(run, tmp_path / "m.onnx", ExportOptions(verify=data / "test", latency=False))
+    keras_report = evaluate(run, data)
+    onnx_report = evaluate(tmp_path / "m.onnx", data, provider="cpu")
+    assert keras_report["format"] == "keras" and onnx_report["format"] == "onnx"
+    assert keras_report["images"] == onnx_report["images"] == 60
+    assert keras_report["confusion_matrix"] == onnx_report["confusion_matrix"]
+    assert np.isclose(keras_report["accuracy"], onnx_report["accuracy"])
+    assert onnx_report["accuracy"] > 0.8
