@@ -1,0 +1,179 @@
+"""``edgecnn live``: label a camera, stream, video or image folder frame by frame, with outputs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from edgecnn.cli.options import with_classifier
+from edgecnn.errors import EdgecnnError
+from edgecnn.live import Stream, VideoOutput, check_writable, close_all, open_outputs, play
+from edgecnn.runtime import Classifier
+from edgecnn.sinks import display
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (docker stop, systemd) ends the run like Ctrl-C: outputs closed, summary kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@click.command()
+@click.option(
+    "--source",
+    "-s",
+    default="0",
+    show_default=True,
+    help="Camera index, /dev/videoN, video file, rtsp:// or http(s):// URL, image folder or glob.",
+)
+@with_classifier
+@click.option(
+    "--show/--no-show",
+    default=None,
+    help="Window with the annotated stream (q / Esc quits) [default: where a display exists].",
+)
+@click.option("--serve", metavar="HOST:PORT", help="Browser preview, e.g. 127.0.0.1:8080.")
+@click.option("--save", metavar="OUT.mp4", help="Write the annotated video (.mp4 .avi .mkv).")
+@click.option(
+    "--jsonl",
+    metavar="EVENTS.jsonl",
+    help="Events as JSON lines ('-' for stdout): one per frame, or per label change with --smooth.",
+)
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Label one frame in N.",
+)
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Labels shown and reported per frame.",
+)
+@click.option(
+    "--smooth",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Average N frames, with hysteresis; events only when the label changes.",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Below this (smoothed) score the label is 'uncertain' (null).",
+)
+@click.option(
+    "--reconnect", is_flag=True, help="Reopen a stream that stops delivering, with back-off."
+)
+@click.option(
+    "--realtime/--no-realtime",
+    default=None,
+    help="Play a video file at its frame rate keeping only the newest frame, as a camera "
+    "would (--no-realtime: read a stream frame by frame) [default: by source kind].",
+)
+@click.option("--loop", is_flag=True, help="Restart a video file or image folder at its end.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-event lines and no summary.")
+def live(
+    classifier: Classifier,
+    source: str,
+    show: bool | None,
+    serve: str | None,
+    save: str | None,
+    jsonl: str | None,
+    max_frames: int | None,
+    every: int,
+    top_k: int,
+    smooth: int,
+    min_score: float,
+    reconnect: bool,
+    realtime: bool | None,
+    loop: bool,
+    quiet: bool,
+) -> None:
+    """Label every frame of a camera, stream, video file or image folder.
+
+    The overlay shows the top-k labels with confidence bars, FPS and latencies. Live sources
+    label the newest frame and count the frames dropped; files give every frame. Ctrl-C, q /
+    Esc in the window, --max-frames or the end of the input end the run with a summary
+    (exit code 0); unusable sources and outputs are one-line errors (exit code 1).
+    """
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(display(message), err=True)
+
+    def note(message: str) -> None:  # reconnects, truncation, warnings: shown even with -q
+        click.echo(
+            display(message if message.startswith(("warning", "preview")) else f"note: {message}"),
+            err=True,
+        )
+
+    for path, what in ((save, "--save"), (jsonl, "--jsonl")):
+        if path:
+            check_writable(path, what)  # before the camera opens
+    if classifier.provider_note:
+        say(f"note: {classifier.provider_note}")
+    stream = Stream(
+        classifier,
+        source,
+        every=every,
+        top_k=top_k,
+        smooth=smooth,
+        min_score=min_score,
+        max_frames=max_frames,
+        reconnect=reconnect,
+        realtime=realtime,
+        loop=loop,
+        notify=note,
+    )
+    try:
+        outputs = open_outputs(
+            stream,
+            show=show,
+            serve=serve,
+            save=save,
+            jsonl=jsonl,
+            console=not quiet,
+            notify=note,
+        )
+    except BaseException:
+        stream.close()
+        raise
+    say(f"source: {stream.describe()}; model {classifier.path} on {classifier.provider}")
+    try:
+        with _sigterm_as_interrupt():
+            play(stream, outputs)
+    finally:
+        problems = close_all(outputs)
+        stream.close()
+        summary = stream.summary()
+        say(summary.text())
+        for output in outputs:
+            if isinstance(output, VideoOutput):
+                say(f"saved {output.frames} annotated frames to {output.path}")
+        for problem in problems:
+            note(f"warning: closing {problem}")
+    if summary.frames and not summary.labelled:
+        raise EdgecnnError(f"no frame could be labelled ({summary.failed} failed)")

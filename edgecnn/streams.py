@@ -1,0 +1,493 @@
+"""Frame sources for ``live``, named by URI: cameras, video files, network streams, image folders.
+
+``open_source("0")`` opens camera 0; ``/dev/video2`` a V4L2 device; ``clip.mp4`` (or
+``file://clip.mp4``) a video file; ``rtsp://``, ``http(s)://`` or any URL OpenCV's FFmpeg opens a
+network stream; a folder or a glob pattern of images is played as a stream, in sorted order.
+
+Two timings, because two kinds of source need opposite behaviour:
+
+* **live** (cameras, URLs): a grabber thread reads as fast as the device delivers and keeps only
+  the newest frame; a frame replaced before anyone took it is *dropped* (and counted), so a slow
+  model never builds latency. A stream that stops is reopened with back-off when ``reconnect``.
+* **files** (videos, images): every frame, in order (or every n-th with ``every``); a reader
+  thread decodes the next frames while the model runs. A truncated video ends cleanly.
+
+Each :class:`Frame` carries its capture time (``time.perf_counter()`` just after the grab), so
+the caller can report capture-to-label latency.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgecnn.errors import SourceError
+from edgecnn.preprocess import read_bytes
+from edgecnn.sources import scan
+
+Notify = Callable[[str], None]
+
+#: How long OpenCV's FFmpeg backend may wait to open / read a network stream (ms).
+NETWORK_TIMEOUT_MS = 10_000
+#: Back-off between reconnection attempts (seconds): doubles from the first to the last value.
+BACKOFF = (0.5, 10.0)
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame: BGR pixels (None when an image could not be read: see ``error``)."""
+
+    index: int  #: position in the source (captured frames counted, dropped ones included)
+    image: np.ndarray | None
+    captured: float  #: ``time.perf_counter()`` when the frame was grabbed / decoded
+    timestamp: float  #: wall-clock ``time.time()`` at the same moment
+    name: str  #: printable origin, e.g. ``clip.mp4#12`` or an image path
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed source URI: what kind of source it is and what OpenCV is given."""
+
+    kind: str  #: "camera", "url", "video", "images"
+    target: int | str
+    name: str
+
+    @property
+    def live(self) -> bool:
+        """True for sources that produce frames in real time (cameras, network streams)."""
+        return self.kind in ("camera", "url")
+
+
+def locate(source: str | int | os.PathLike[str]) -> Location:
+    """Parse a source URI; raises :class:`SourceError` for paths that do not exist."""
+    if isinstance(source, int):
+        return Location("camera", source, f"camera {source}")
+    text = os.fsdecode(source)
+    if text.strip().isdigit():
+        return Location("camera", int(text), f"camera {int(text)}")
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    elif _URL.match(text):
+        return Location("url", text, _redact(text))
+    if text.startswith("/dev/"):
+        if not os.path.exists(text):
+            raise SourceError(f"{text}: no such camera device")
+        return Location("camera", text, text)
+    if os.path.isdir(text):
+        return Location("images", text, text)
+    if os.path.isfile(text):
+        kind = "images" if cv2.haveImageReader(text) else "video"
+        return Location(kind, text, text)
+    if _GLOB_CHARS & set(text):
+        return Location("images", text, text)
+    if os.path.lexists(text):
+        raise SourceError(f"{text}: not a regular file, folder or device")
+    raise SourceError(f"{text}: no such file, folder, camera index or URL")
+
+
+def _redact(url: str) -> str:
+    """A URL safe to print: the password of ``user:pass@host`` replaced by ``***``."""
+    return re.sub(r"(://[^/:@]+:)[^/@]*@", r"\1***@", url)
+
+
+def open_capture(location: Location) -> cv2.VideoCapture:
+    """Open an OpenCV capture for a camera, URL or video file; :class:`SourceError` if it fails."""
+    target = location.target
+    if location.kind == "url":
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            NETWORK_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            NETWORK_TIMEOUT_MS,
+        ]
+        capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
+    elif location.kind == "camera" and isinstance(target, str):
+        capture = cv2.VideoCapture(target, cv2.CAP_V4L2)
+    elif location.kind == "video":
+        capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG)
+    else:
+        capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        capture.release()
+        why = {
+            "camera": "no such camera, or it is busy / not permitted",
+            "url": f"no answer within {NETWORK_TIMEOUT_MS // 1000} s, or not a stream "
+            "OpenCV's FFmpeg can read",
+            "video": "not a video OpenCV can decode (corrupt or truncated?)",
+        }[location.kind]
+        raise SourceError(f"{location.name}: cannot open ({why})")
+    if location.kind == "camera":
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # hint only: the grabber drains it anyway
+    return capture
+
+
+class FrameSource:
+    """Base of the frame sources: iterate :class:`Frame` objects, then :meth:`close`."""
+
+    live = False
+
+    def __init__(self, location: Location, notify: Notify | None = None) -> None:
+        self.location = location
+        self.name = location.name
+        self.notify: Notify = notify or (lambda message: None)
+        #: Frames replaced by a newer one before they could be labelled (live sources).
+        self.dropped = 0
+        #: Frames passed over on purpose (``every``).
+        self.skipped = 0
+        #: Nominal frames per second (None when unknown).
+        self.fps: float | None = None
+        #: Why the source ended, once it has ("end of file", "stream ended", ...).
+        self.ended: str | None = None
+        self._stop = threading.Event()
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop reading and release the device or file (idempotent)."""
+        self._stop.set()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stamp() -> tuple[float, float]:
+    return time.perf_counter(), time.time()
+
+
+class _Prefetch:
+    """Runs a frame generator in a thread, ``depth`` frames ahead, stopping when told to."""
+
+    _END = object()
+
+    def __init__(self, produce: Callable[[], Iterator[Frame]], stop: threading.Event) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
+        self._stop = stop
+        self._produce = produce
+        self._thread = threading.Thread(target=self._work, name="edgecnn-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for frame in self._produce():
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+        self._put(self._END)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    def join(self, timeout: float = 2.0) -> None:
+        self._thread.join(timeout)
+
+
+class VideoFileSource(FrameSource):
+    """Every frame of a video file in order (every ``every``-th), decoded one step ahead."""
+
+    def __init__(
+        self, location: Location, every: int = 1, loop: bool = False, notify: Notify | None = None
+    ) -> None:
+        super().__init__(location, notify)
+        self.every = max(1, every)
+        self.loop = loop
+        self._capture = open_capture(location)  # fail now, before anything starts
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else None
+        self.announced = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._prefetch: _Prefetch | None = None
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        capture = self._capture
+        while not self._stop.is_set():
+            position = 0
+            while not self._stop.is_set():
+                if position % self.every:
+                    ok = capture.grab()  # skipped: no colour conversion
+                    if ok:
+                        self.skipped += 1
+                else:
+                    ok, image = capture.read()
+                    if ok:
+                        now, wall = _stamp()
+                        yield Frame(index, image, now, wall, f"{self.name}#{position}")
+                if not ok:
+                    break
+                position += 1
+                index += 1
+            if self._stop.is_set():
+                return
+            if 0 < position < self.announced - 1:
+                self.notify(
+                    f"{self.name}: ended after {position} of the {self.announced} frames its "
+                    "header announces (truncated or corrupt file?)"
+                )
+            if not self.loop or position == 0:
+                self.ended = "end of file" if position else "no readable frames"
+                return
+            capture.release()
+            capture = self._capture = open_capture(self.location)
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._prefetch = _Prefetch(self._frames, self._stop)
+        yield from self._prefetch
+
+    def close(self) -> None:
+        super().close()
+        if self._prefetch is not None:
+            self._prefetch.join()
+        self._capture.release()
+
+
+class ImageFolderSource(FrameSource):
+    """Images of a folder or glob pattern, in sorted order, as a stream; unreadable files come
+    through as frames carrying their error, so each file yields exactly one result."""
+
+    def __init__(
+        self, location: Location, every: int = 1, loop: bool = False, notify: Notify | None = None
+    ) -> None:
+        super().__init__(location, notify)
+        self.every = max(1, every)
+        self.loop = loop
+        found = scan([str(location.target)])
+        for note in found.notes:
+            self.notify(note)
+        self.items = [item for item in found.items if item.path is not None]
+        if not self.items:
+            reason = found.items[0].error if found.items else "no files in it"
+            raise SourceError(f"{location.name}: no images to play ({reason})")
+        self._prefetch: _Prefetch | None = None
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        while not self._stop.is_set():
+            for position, item in enumerate(self.items):
+                if self._stop.is_set():
+                    return
+                if position % self.every:
+                    self.skipped += 1
+                else:
+                    yield self._read(index, item.path or "")
+                index += 1
+            if not self.loop:
+                self.ended = "end of images"
+                return
+
+    @staticmethod
+    def _read(index: int, path: str) -> Frame:
+        image, error = None, None
+        try:
+            data = read_bytes(path)
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                error = "cannot decode: not an image or corrupt"
+        except Exception as exc:  # ImageError and friends: one result row with the reason
+            error = getattr(exc, "reason", None) or str(exc)
+        now, wall = _stamp()
+        return Frame(index, image, now, wall, path, error)
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._prefetch = _Prefetch(self._frames, self._stop)
+        yield from self._prefetch
+
+    def close(self) -> None:
+        super().close()
+        if self._prefetch is not None:
+            self._prefetch.join()
+
+
+class LiveSource(FrameSource):
+    """A camera or network stream (or a file played in real time): a grabber thread keeps only
+    the newest frame; frames nobody took before the next one arrived are counted as dropped."""
+
+    live = True
+
+    def __init__(
+        self,
+        location: Location,
+        every: int = 1,
+        reconnect: bool = False,
+        loop: bool = False,
+        notify: Notify | None = None,
+    ) -> None:
+        super().__init__(location, notify)
+        self.every = max(1, every)
+        self.reconnect = reconnect
+        self.loop = loop
+        self.reconnects = 0
+        self._capture: cv2.VideoCapture | None = open_capture(location)
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else None
+        self._paced = location.kind == "video"  # a file played as if it were a camera
+        self._cond = threading.Condition()
+        self._newest: Frame | None = None
+        self._done = False
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- grabber thread
+    def _grab_loop(self) -> None:
+        index = 0
+        capture = self._capture
+        start = time.perf_counter()
+        paced = 0
+        try:
+            while not self._stop.is_set():
+                if capture is None or not capture.grab():
+                    capture = self._recover(capture)
+                    if capture is None:
+                        return
+                    start, paced = time.perf_counter(), 0
+                    continue
+                if self._paced and self.fps:
+                    paced += 1
+                    delay = start + paced / self.fps - time.perf_counter()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                now, wall = _stamp()
+                if index % self.every:
+                    self.skipped += 1
+                else:
+                    ok, image = capture.retrieve()
+                    if ok:
+                        self._publish(Frame(index, image, now, wall, f"{self.name}#{index}"))
+                index += 1
+        except Exception as exc:  # an OpenCV failure in the thread ends the stream, said so
+            self.ended = f"capture failed: {exc}"
+        finally:
+            if capture is not None:
+                capture.release()
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _publish(self, frame: Frame) -> None:
+        with self._cond:
+            if self._newest is not None:
+                self.dropped += 1
+            self._newest = frame
+            self._cond.notify_all()
+
+    def _recover(self, capture: cv2.VideoCapture | None) -> cv2.VideoCapture | None:
+        """After the stream stopped: reopen it with back-off (``reconnect``/``loop``) or end."""
+        if capture is not None:
+            capture.release()
+        self._capture = None
+        if self._paced and not self.loop:
+            self.ended = "end of file"
+            return None
+        if not (self.reconnect or self.loop):
+            self.ended = "stream ended"
+            self.notify(f"{self.name}: stopped delivering frames (use --reconnect to reopen it)")
+            return None
+        delay = BACKOFF[0] if not self._paced else 0.0
+        while not self._stop.is_set():
+            if delay:
+                self.notify(f"{self.name}: stopped delivering frames; reopening in {delay:g} s")
+                if self._stop.wait(delay):
+                    return None
+            try:
+                capture = open_capture(self.location)
+            except SourceError as exc:
+                self.notify(f"reconnect failed: {exc}")
+                delay = min(max(delay * 2, BACKOFF[0]), BACKOFF[1])
+                continue
+            if not self._paced:  # a looping file restarting is not a reconnection
+                self.reconnects += 1
+                self.notify(f"{self.name}: reopened (reconnect {self.reconnects})")
+            self._capture = capture
+            return capture
+        return None
+
+    # ----------------------------------------------------------------- consumer side
+    def __iter__(self) -> Iterator[Frame]:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._grab_loop, name="edgecnn-grabber", daemon=True
+            )
+            self._thread.start()
+        while True:
+            with self._cond:
+                while self._newest is None and not self._done and not self._stop.is_set():
+                    self._cond.wait(0.2)
+                frame, self._newest = self._newest, None
+            if frame is None:
+                return
+            yield frame
+
+    def close(self) -> None:
+        super().close()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(NETWORK_TIMEOUT_MS / 1000 + 1)
+        elif self._capture is not None:
+            self._capture.release()
+
+
+def open_source(
+    source: str | int | os.PathLike[str],
+    *,
+    every: int = 1,
+    reconnect: bool = False,
+    realtime: bool | None = None,
+    loop: bool = False,
+    notify: Notify | None = None,
+) -> FrameSource:
+    """Open a frame source by URI (see the module doc). Raises :class:`SourceError` naming the
+    source when it cannot be opened at all.
+
+    ``realtime``: None = by kind (cameras and URLs live, files every frame); True plays a video
+    file at its frame rate with newest-frame semantics (rehearse a camera offline); False reads
+    a network stream frame by frame. ``loop`` restarts files at their end.
+    """
+    location = locate(source)
+    live = location.live if realtime is None else realtime
+    if location.kind == "images":
+        return ImageFolderSource(location, every, loop, notify)
+    if live:
+        return LiveSource(location, every, reconnect, loop, notify)
+    return VideoFileSource(location, every, loop, notify)
+
+
+def describe(source: FrameSource) -> str:
+    """One line about an open source: kind, name, timing and nominal frame rate."""
+    mode = "live: newest frame" if source.live else "every frame"
+    if getattr(source, "every", 1) > 1:
+        mode += f", 1 in {source.every}"  # type: ignore[attr-defined]
+    fps = f", {source.fps:g} fps" if source.fps else ""
+    return f"{source.location.kind} {source.name} ({mode}{fps})"
