@@ -126,7 +126,12 @@ def reduction_factor(width: int, height: int, spec: InputSpec) -> int:
 
 def _is_truncated_jpeg(data: bytes) -> bool:
     # Entropy-coded data escapes 0xFF, so FFD9 after the last start-of-scan is the real EOI.
-    return data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") <= data.rfind(b"\xff\xda")
+    # Searching forward from the last FFD9 (not backward from the end for the last FFDA, which
+    # crosses the whole file when the only scan is near the start) keeps this O(tail).
+    if data[:2] != b"\xff\xd8":
+        return False
+    eoi = data.rfind(b"\xff\xd9")
+    return eoi == -1 or data.find(b"\xff\xda", eoi) != -1
 
 
 def decode(
