@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout", type=int, default=250, help="held-out images per shape")
     parser.add_argument("--size", type=int, default=96, help="generated image side")
     parser.add_argument("--epochs", type=int, default=None, help="default: the architecture's")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early-stopping patience (default: no early stop; the best epoch is still kept)",
+    )
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=0.9,
+        help="refuse to ship a model below this held-out accuracy",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="keep data and run here")
     parser.add_argument("--assets", type=Path, default=ROOT / "edgecnn" / "assets")
@@ -53,7 +67,7 @@ def build(args: argparse.Namespace, work: Path) -> int:
     from edgecnn.export import ExportOptions, export_model
     from edgecnn.export._deps import tensorflow
     from edgecnn.shapes import generate_shapes
-    from edgecnn.train import train
+    from edgecnn.train import get_architecture, train
 
     started = time.perf_counter()
     tensorflow().config.experimental.enable_op_determinism()
@@ -65,15 +79,22 @@ def build(args: argparse.Namespace, work: Path) -> int:
         generate_shapes(holdout, args.holdout, size, seed=args.seed + 1000)
     print(f"data: {data} ({args.per_class}/class), held-out: {holdout} ({args.holdout}/class)")
 
-    result = train(data, args.arch, work / "run", epochs=args.epochs, seed=args.seed,
-                   force=True, log=print)  # fmt: skip
+    epochs = args.epochs or get_architecture(args.arch).epochs
+    # The edge net's BatchNorm statistics lag in the first epochs (validation at chance while
+    # training accuracy climbs), so early stopping with the default patience can stop at a
+    # chance-level "best" epoch; by default train all epochs and keep the best one.
+    patience = args.patience if args.patience is not None else epochs
+    result = train(data, args.arch, work / "run", epochs=epochs, patience=patience,
+                   seed=args.seed, force=True, log=print)  # fmt: skip
     print(f"trained {args.arch}: val_accuracy {result.val_accuracy:.4f} "
           f"(epoch {result.best_epoch}/{result.epochs_run}, {result.seconds:.0f} s)")  # fmt: skip
 
     variants = [("fp32", "fp32"), ("int8", "int8")] + ([("fp16", "fp16")] if args.fp16 else [])
     summary: dict[str, dict] = {}
     for precision, suffix in variants:
-        out = args.assets / f"{args.name}-{suffix}.onnx"
+        staged = work / "export"
+        staged.mkdir(exist_ok=True)
+        out = staged / f"{args.name}-{suffix}.onnx"
         options = ExportOptions(
             precision=precision, calibration=data, verify=data, calibration_count=300
         )
@@ -99,9 +120,22 @@ def build(args: argparse.Namespace, work: Path) -> int:
     drop = 100 * (summary["fp32"]["holdout_accuracy"] - summary["int8"]["holdout_accuracy"])
     if drop > 1.0:
         problems.append(f"int8 is {drop:.2f} points below fp32 on the held-out set")
+    if summary["fp32"]["holdout_accuracy"] < args.min_accuracy:
+        problems.append(
+            f"fp32 held-out accuracy {summary['fp32']['holdout_accuracy']:.4f} is below "
+            f"--min-accuracy {args.min_accuracy}"
+        )
     for problem in problems:
         print(f"{'warning' if args.no_check else 'error'}: {problem}", file=sys.stderr)
-    return 0 if args.no_check or not problems else 1
+    if problems and not args.no_check:
+        print(f"nothing copied to {args.assets}", file=sys.stderr)
+        return 1
+    for info in summary.values():  # only checked files reach the package (reports stay in work)
+        tmp = args.assets / f".{info['file']}.tmp"
+        shutil.copyfile(work / "export" / info["file"], tmp)
+        os.replace(tmp, args.assets / info["file"])
+        print(f"installed {args.assets / info['file']}")
+    return 0
 
 
 if __name__ == "__main__":
