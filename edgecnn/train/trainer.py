@@ -1,0 +1,389 @@
+"""``train()``: image folder -> RUN_DIR with the best Keras model and everything export needs.
+
+RUN_DIR receives ``model.keras`` (best weights), ``labels.json``, ``config.json`` (the interface
+``edgecnn export`` reads: input spec, labels, output kind, every setting, data counts, the
+validation / test files), ``history.csv``, ``history.png`` and, with a test split,
+``report.json`` + ``confusion_matrix.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._version import __version__
+from edgecnn.datasets import discover, resolve_splits
+from edgecnn.errors import DatasetError, EdgecnnError
+from edgecnn.metrics import classification_report
+from edgecnn.spec import InputSpec
+from edgecnn.train import report as reports
+from edgecnn.train.architectures import (
+    build_model,
+    get_architecture,
+    import_keras,
+    make_loss,
+    make_optimizer,
+)
+from edgecnn.train.data import Cache, build_cache, make_augmenter, make_dataset, parse_augment
+
+#: Files a run writes; ``force=True`` removes exactly these before training.
+RUN_FILES = (
+    "model.keras",
+    "labels.json",
+    "config.json",
+    "history.csv",
+    "history.png",
+    "report.json",
+    "confusion_matrix.png",
+)
+MONITORS = ("val_accuracy", "val_loss")
+#: The resize used by training (and therefore by every later step): area for downscaling.
+INTERPOLATION = "area"
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced and how well it did."""
+
+    run_dir: Path
+    model_path: Path
+    labels: tuple[str, ...]
+    input: InputSpec
+    val_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    test_report: dict[str, Any] | None
+    skipped: list[tuple[str, str]]
+    history: list[dict[str, float]]
+    config: dict[str, Any] = field(repr=False)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def prepare_run_dir(out: str | Path, force: bool) -> Path:
+    """Create RUN_DIR; refuse one holding a model unless ``force`` (which clears run files)."""
+    run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EdgecnnError(f"{run_dir}: exists and is not a folder")
+    if (run_dir / "model.keras").exists() and not force:
+        raise EdgecnnError(
+            f"{run_dir}: already holds a trained model (model.keras); "
+            "use --force to overwrite it or choose another --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    return run_dir
+
+
+def train(
+    data_dir: str | Path,
+    arch: str = "edge",
+    out: str | Path = "runs/edge",
+    *,
+    input_size: tuple[int, int] | None = None,
+    color: str | None = None,
+    num_classes: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    optimizer: str | None = None,
+    patience: int | None = None,
+    monitor: str | None = None,
+    augment: str | dict[str, float] | None = None,
+    val_split: float = 0.2,
+    test_split: float = 0.0,
+    seed: int = 42,
+    workers: int | None = None,
+    force: bool = False,
+    log: Log | None = None,
+    warn: Log | None = None,
+) -> TrainResult:
+    """Train ``arch`` on the image folder ``data_dir`` and write the run to ``out``.
+
+    Options left as None take the architecture's tutorial defaults. ``log`` receives progress
+    lines (one per epoch), ``warn`` the skipped files; both are silent when None.
+    """
+    log, warn = log or _quiet, warn or _quiet
+    started = time.perf_counter()
+    spec_arch = get_architecture(arch)
+    color = color or spec_arch.color
+    height, width = input_size or spec_arch.input_size
+    spec = InputSpec(height, width, 1 if color == "gray" else 3, color, "crop", INTERPOLATION)
+    epochs = epochs if epochs is not None else spec_arch.epochs
+    batch_size = batch_size or spec_arch.batch_size
+    learning_rate = learning_rate or spec_arch.learning_rate
+    optimizer = optimizer or spec_arch.optimizer
+    patience = patience if patience is not None else spec_arch.patience
+    monitor = monitor or spec_arch.monitor
+    if monitor not in MONITORS:
+        raise EdgecnnError(f"--monitor {monitor!r} is not one of {', '.join(MONITORS)}")
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0 or patience < 0:
+        raise EdgecnnError("epochs and batch size must be >= 1, learning rate > 0, patience >= 0")
+    try:
+        aug = augment if isinstance(augment, dict) else parse_augment(augment, spec_arch.augment)
+    except ValueError as exc:
+        raise EdgecnnError(str(exc)) from None
+
+    dataset = discover(data_dir)
+    labels = dataset.labels
+    if num_classes is not None and num_classes != len(labels):
+        raise DatasetError(
+            f"--num-classes {num_classes} but {dataset.root} has {len(labels)} class folders "
+            f"({', '.join(labels)}); the head always matches the class folders"
+        )
+    splits = resolve_splits(dataset, val_split, test_split, seed)
+    if not splits["validation"]:
+        raise DatasetError(
+            f"{dataset.root}: no validation images; add a validation/ folder or use --val-split"
+        )
+    run_dir = prepare_run_dir(out, force)
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+
+    caches: dict[str, Cache] = {}
+    for split in ("train", "validation", "test"):
+        if not splits[split]:
+            continue
+        t0 = time.perf_counter()
+        cache = build_cache(
+            splits[split], spec, workers=workers, memmap_path=run_dir / f".cache-{split}.npy"
+        )
+        for path, reason in cache.skipped:
+            warn(f"skipped {path}: {reason}")
+        log(
+            f"{split}: {len(cache)} images cached at {height}x{width}x{spec.channels} "
+            f"in {time.perf_counter() - t0:.1f}s"
+            + (f" ({len(cache.skipped)} unreadable, skipped)" if cache.skipped else "")
+        )
+        caches[split] = cache
+    _check_caches(caches, labels)
+
+    model = build_model(spec_arch, len(labels), (height, width), spec.channels)
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss=make_loss(spec_arch.loss),
+        metrics=["accuracy"],
+    )
+    augmenter = make_augmenter(aug, seed)
+    train_ds = make_dataset(
+        caches["train"], batch_size, shuffle=True, seed=seed, augmenter=augmenter
+    )
+    val_ds = make_dataset(caches["validation"], batch_size, shuffle=False, seed=seed)
+    mode = "max" if monitor.endswith("accuracy") else "min"
+    rows: list[dict[str, float]] = []
+    callbacks = [
+        _EpochLogger(keras, rows, epochs, monitor, log).callback,
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "model.keras"), monitor=monitor, mode=mode, save_best_only=True
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            mode=mode,
+            patience=patience or epochs + 1,
+            restore_best_weights=True,
+        ),
+    ]
+    if spec_arch.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(2, patience // 2), min_lr=1e-5
+            )
+        )
+    log(
+        f"training {spec_arch.name} ({model.count_params():,} parameters) on "
+        f"{len(caches['train'])} images, validating on {len(caches['validation'])}"
+    )
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=False,
+    )  # the pipeline shuffles
+    model.save(run_dir / "model.keras")  # best weights (restored by EarlyStopping)
+
+    scores = [r[monitor] for r in rows]
+    best = int(np.nanargmax(scores) if mode == "max" else np.nanargmin(scores))
+    test_report = None
+    if "test" in caches:
+        test_report = _evaluate(model, caches["test"], labels, batch_size, spec_arch.output)
+        reports.write_json(run_dir / "report.json", test_report)
+        reports.plot_confusion(
+            run_dir / "confusion_matrix.png", test_report["confusion_matrix"], labels
+        )
+    seconds = time.perf_counter() - started
+    skipped = [s for c in caches.values() for s in c.skipped]
+    config = {
+        "architecture": spec_arch.name,
+        "input": {
+            "height": height,
+            "width": width,
+            "channels": spec.channels,
+            "color": color,
+            "fit": spec.fit,
+            "interpolation": spec.interpolation,
+        },
+        "labels": list(labels),
+        "num_classes": len(labels),
+        "output": spec_arch.output,
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "loss": spec_arch.loss,
+        "lr_schedule": spec_arch.lr_schedule,
+        "patience": patience,
+        "monitor": monitor,
+        "augment": aug,
+        "val_split": val_split,
+        "test_split": test_split,
+        "data": {
+            "dir": str(Path(data_dir).resolve()),
+            "layout": dataset.layout,
+            "counts": {
+                s: {lb: int(np.sum(c.targets == i)) for i, lb in enumerate(labels)}
+                for s, c in caches.items()
+            },
+            "skipped": [{"path": p, "reason": r} for p, r in skipped],
+            "ignored": [{"path": p, "reason": r} for p, r in dataset.ignored],
+        },
+        "validation_files": caches["validation"].paths,
+        "validation_targets": caches["validation"].targets.tolist(),
+        "test_files": caches["test"].paths if "test" in caches else [],
+        "test_targets": caches["test"].targets.tolist() if "test" in caches else [],
+        "result": {
+            "val_accuracy": rows[best]["val_accuracy"],
+            "val_loss": rows[best]["val_loss"],
+            "best_epoch": best + 1,
+            "epochs_run": len(rows),
+            "train_images": len(caches["train"]),
+            "validation_images": len(caches["validation"]),
+            "test_images": len(caches["test"]) if "test" in caches else 0,
+            "test_accuracy": test_report["accuracy"] if test_report else None,
+            "parameters": int(model.count_params()),
+            "seconds": round(seconds, 2),
+        },
+        "model": "model.keras",
+        "edgecnn_version": __version__,
+        "versions": {"keras": keras.__version__, "tensorflow": _tf_version()},
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    reports.write_json(run_dir / "labels.json", {"labels": list(labels)})
+    reports.write_json(run_dir / "config.json", config)
+    reports.write_history_csv(run_dir / "history.csv", rows)
+    reports.plot_history(
+        run_dir / "history.png", rows, f"{spec_arch.name}: best {monitor} at epoch {best + 1}"
+    )
+    for split in caches:
+        (run_dir / f".cache-{split}.npy").unlink(missing_ok=True)
+    return TrainResult(
+        run_dir=run_dir,
+        model_path=run_dir / "model.keras",
+        labels=labels,
+        input=spec,
+        val_accuracy=float(rows[best]["val_accuracy"]),
+        best_epoch=best + 1,
+        epochs_run=len(rows),
+        seconds=seconds,
+        test_report=test_report,
+        skipped=skipped,
+        history=rows,
+        config=config,
+    )
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def _check_caches(caches: dict[str, Cache], labels: tuple[str, ...]) -> None:
+    """Every class needs readable training images; validation needs some images."""
+    train = caches.get("train")
+    present = set(train.targets.tolist()) if train is not None else set()
+    missing = [lb for i, lb in enumerate(labels) if i not in present]
+    if missing:
+        raise DatasetError(
+            f"no readable training images for class(es) {', '.join(missing)} "
+            "(see the skipped files above)"
+        )
+    if "validation" not in caches or not len(caches["validation"]):
+        raise DatasetError("no readable validation images (see the skipped files above)")
+
+
+def _evaluate(
+    model: Any, cache: Cache, labels: tuple[str, ...], batch_size: int, output: str
+) -> dict[str, Any]:
+    """Per-class report on a split with the restored best weights."""
+    scores = model.predict(cache.images.astype(np.float32), batch_size=batch_size, verbose=0)
+    predicted = np.argmax(scores, axis=1)
+    result = classification_report(cache.targets, predicted, labels)
+    result["output"] = output
+    result["files"] = [
+        {"path": p, "true": labels[t], "predicted": labels[int(q)]}
+        for p, t, q in zip(cache.paths, cache.targets, predicted, strict=True)
+        if t != q
+    ]
+    return result
+
+
+class _EpochLogger:
+    """Collects one history row per epoch and prints it as one line (Keras' bar stays off)."""
+
+    def __init__(
+        self, keras: Any, rows: list[dict[str, float]], epochs: int, monitor: str, log: Log
+    ) -> None:
+        self.rows, self.epochs, self.monitor, self.log = rows, epochs, monitor, log
+        self.best = math.nan
+        outer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                outer.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                outer.record(
+                    epoch,
+                    dict(logs or {}),
+                    float(np.asarray(self.model.optimizer.learning_rate.value)),
+                )
+
+        self.callback = Callback()
+
+    def record(self, epoch: int, logs: dict[str, Any], lr: float) -> None:
+        row = {
+            "epoch": epoch + 1,
+            "seconds": round(time.perf_counter() - self.t0, 2),
+            "learning_rate": lr,
+        }
+        row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
+        self.rows.append(row)
+        value = row.get(self.monitor, math.nan)
+        better = value > self.best if self.monitor.endswith("accuracy") else value < self.best
+        mark = ""
+        if math.isnan(self.best) or better:
+            self.best, mark = value, "  *best"
+        width = len(str(self.epochs))
+        self.log(
+            f"epoch {epoch + 1:>{width}}/{self.epochs}  loss {row.get('loss', math.nan):.4f}  "
+            f"accuracy {row.get('accuracy', math.nan):.4f}  "
+            f"val_loss {row.get('val_loss', math.nan):.4f}  "
+            f"val_accuracy {row.get('val_accuracy', math.nan):.4f}  "
+            f"lr {lr:.1e}  {row['seconds']:.1f}s{mark}"
+        )
