@@ -430,11 +430,15 @@ def check_writable(path: str, what: str) -> None:
 
 class VideoOutput(Output):
     """The annotated frames as a video file (``mp4v`` in .mp4/.mov/.mkv, ``MJPG`` in .avi),
-    opened at the first frame's size; later frames of another size are letterboxed into it."""
+    opened at the first frame's size; later frames of another size are letterboxed into it.
+
+    The video keeps the source's timing: for files it is written at ``fps / every``; for live
+    sources each annotated frame is repeated over the frames dropped after it (up to one
+    second), so the recording plays back in real time however slow the model was."""
 
     wants_image = True
 
-    def __init__(self, path: str, fps: float | None) -> None:
+    def __init__(self, path: str, fps: float | None, *, every: int = 1, live: bool = False) -> None:
         check_writable(path, "--save")
         extension = os.path.splitext(path)[1].lower()
         if extension not in FOURCC:
@@ -444,10 +448,13 @@ class VideoOutput(Output):
             )
         self.path = path
         self.fourcc = FOURCC[extension]
-        self.fps = fps if fps and fps > 0 else 30.0
+        nominal = fps if fps and fps > 0 else 30.0
+        self.live = live
+        self.fps = nominal if live else nominal / max(1, every)
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
+        self._pending: tuple[int, np.ndarray] | None = None  # live: last frame, its index
 
     def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
         if annotated is None:
@@ -464,11 +471,25 @@ class VideoOutput(Output):
             self._writer, self.size = writer, (width, height)
         if (annotated.shape[1], annotated.shape[0]) != self.size:
             annotated = _letterbox(annotated, self.size)
-        self._writer.write(annotated)
-        self.frames += 1
+        if not self.live:
+            self._put(annotated, 1)
+            return
+        if self._pending is not None:  # hold the previous frame over the frames dropped since
+            index, previous = self._pending
+            self._put(previous, max(1, min(result.index - index, round(self.fps))))
+        self._pending = (result.index, annotated)
+
+    def _put(self, image: np.ndarray, times: int) -> None:
+        assert self._writer is not None
+        for _ in range(times):
+            self._writer.write(image)
+        self.frames += times
 
     def close(self) -> None:
         if self._writer is not None:
+            if self._pending is not None:
+                self._put(self._pending[1], 1)
+                self._pending = None
             self._writer.release()
             self._writer = None
 
@@ -617,7 +638,9 @@ def open_outputs(
         if jsonl:
             outputs.append(JsonlOutput(jsonl, stream.is_event))
         if save:
-            outputs.append(VideoOutput(save, stream.source.fps))
+            source = stream.source
+            every = getattr(source, "every", 1)
+            outputs.append(VideoOutput(save, source.fps, every=every, live=source.live))
         if serve:
             preview = PreviewOutput(serve, title=stream.describe())
             outputs.append(preview)

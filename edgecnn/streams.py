@@ -252,7 +252,7 @@ class VideoFileSource(FrameSource):
                 index += 1
             if self._stop.is_set():
                 return
-            if 0 < position < self.announced - 1:
+            if 0 < position < self.announced - max(2, self.announced // 50):  # estimates vary
                 self.notify(
                     f"{self.name}: ended after {position} of the {self.announced} frames its "
                     "header announces (truncated or corrupt file?)"

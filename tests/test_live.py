@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -201,6 +203,7 @@ def test_truncated_video_ends_cleanly_with_a_summary(
         ("7", "camera 7: cannot open"),
         ("http://127.0.0.1:{port}/stream.mjpg", "http://127.0.0.1:{port}/stream.mjpg: cannot open"),
         ("/dev/video99", "/dev/video99: no such camera device"),
+        ("*.png", "*.png: no images to play (pattern matched no files)"),
     ],
 )
 def test_source_that_cannot_be_opened_is_an_error_naming_it(
@@ -216,7 +219,7 @@ def test_source_that_cannot_be_opened_is_an_error_naming_it(
     result = invoke("-m", str(color_model_path), "-s", source, "--no-show")
     assert result.exit_code == 1
     assert f"Error: {expected}" in result.stderr
-    with pytest.raises(SourceError, match=expected.split(":")[0]):
+    with pytest.raises(SourceError, match=re.escape(expected.split(":")[0])):
         open_source(source)
 
 
@@ -443,3 +446,49 @@ def test_bundled_shapes_model_on_drawn_shapes(tmp_path: Path) -> None:
     assert len(labels) == len(truth)
     accuracy = np.mean([a == b for a, b in zip(labels, truth, strict=True)])
     assert accuracy >= 0.8, list(zip(labels, truth, strict=True))
+
+
+# --------------------------------------------------------------------------- window
+@pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("xdotool")),
+    reason="needs Xvfb and xdotool (apt-get install xvfb xdotool) to test the window",
+)
+def test_window_opens_where_a_display_exists_and_q_quits(
+    color_model_path: Path, tmp_path: Path
+) -> None:
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=[write],
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    child = None
+    try:
+        with os.fdopen(read) as pipe:
+            env = {**os.environ, "DISPLAY": f":{pipe.readline().strip()}"}
+        env.pop("WAYLAND_DISPLAY", None)
+        video = write_video(tmp_path / "loop.avi", SEQUENCE)
+        command = [
+            sys.executable, "-m", "edgecnn", "live", "-m", str(color_model_path), "-s",
+            str(video), "--realtime", "--loop",
+        ]  # fmt: skip
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(5):  # frames flow (the window is shown before the first line)
+            assert child.stdout is not None and child.stdout.readline()
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "edgecnn live"],
+            env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        window = found.stdout.split()[0]
+        subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, timeout=30)
+        _, stderr = child.communicate(timeout=30)
+        assert child.returncode == 0, stderr
+        assert "quit from the window:" in stderr
+    finally:
+        if child is not None:
+            child.kill()
+        xvfb.terminate()
+        xvfb.wait(10)
