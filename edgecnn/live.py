@@ -42,12 +42,13 @@ from edgecnn.preview import Preview, parse_address
 from edgecnn.result import Prediction
 from edgecnn.runtime import Classifier
 from edgecnn.stats import Tally, latency_stats
-from edgecnn.streams import FrameSource, Notify, describe, open_source
+from edgecnn.streams import Frame, FrameSource, Notify, describe, open_source
 
 #: Stages timed per frame (milliseconds); "latency" is capture -> label.
 LIVE_STAGES = ("preprocess", "inference", "postprocess", "latency")
 #: How much the smoothed score of a new label must exceed the current one's to take over.
 HYSTERESIS = 0.1
+_UNSET = object()  # "no label reported yet" (None means "uncertain")
 #: Video containers and the FourCC written into them.
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 
@@ -231,6 +232,7 @@ class Stream:
         self._finished: float | None = None
         self._recent: deque[float] = deque(maxlen=32)
         self._lock = threading.Lock()
+        self._previous: object = _UNSET  # the last label reported, for change events
 
     def describe(self) -> str:
         """One line about the source."""
@@ -242,8 +244,7 @@ class Stream:
             self._stop_reason = self._stop_reason or reason
         self.source.close()
 
-    def _label(self, frame: Any) -> FrameResult:
-        spec_top = self.top_k
+    def _label(self, frame: Frame) -> FrameResult:
         timings: dict[str, float] = {}
         label = score = None
         if frame.image is None:
@@ -255,7 +256,7 @@ class Stream:
                 t1 = time.perf_counter()
                 probs = self.classifier.run(prepared[np.newaxis])[0]
                 t2 = time.perf_counter()
-                top = self.classifier.top(probs, spec_top)
+                top = self.classifier.top(probs, self.top_k)
                 label, score = self._smoother.update(probs)
                 t3 = time.perf_counter()
                 timings = {
@@ -292,7 +293,7 @@ class Stream:
         )
 
     def __iter__(self) -> Iterator[FrameResult]:
-        self._previous: object = _UNSET
+        self._previous = _UNSET
         self._started = time.perf_counter()
         try:
             for frame in self.source:
@@ -346,9 +347,6 @@ class Stream:
             provider=self.classifier.provider,
             reconnects=getattr(self.source, "reconnects", 0),
         )
-
-
-_UNSET = object()
 
 
 # --------------------------------------------------------------------------- outputs
@@ -603,6 +601,9 @@ def play(stream: Stream, outputs: Sequence[Output]) -> None:
                     stream.stop("quit from the window")
     except KeyboardInterrupt:
         stream.stop("interrupted")
+    except Exception as exc:  # the summary says why the run ended; the caller reports it
+        stream.stop(f"failed ({type(exc).__name__})")
+        raise
 
 
 def close_all(outputs: Sequence[Output]) -> list[str]:

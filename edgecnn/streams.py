@@ -18,9 +18,11 @@ the caller can report capture-to-label latency.
 
 from __future__ import annotations
 
+import glob
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -113,8 +115,8 @@ def open_capture(location: Location) -> cv2.VideoCapture:
             NETWORK_TIMEOUT_MS,
         ]
         capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
-    elif location.kind == "camera" and isinstance(target, str):
-        capture = cv2.VideoCapture(target, cv2.CAP_V4L2)
+    elif location.kind == "camera" and (isinstance(target, str) or sys.platform == "linux"):
+        capture = cv2.VideoCapture(target, cv2.CAP_V4L2)  # not every backend in turn
     elif location.kind == "video":
         capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG)
     else:
@@ -127,6 +129,9 @@ def open_capture(location: Location) -> cv2.VideoCapture:
             "OpenCV's FFmpeg can read",
             "video": "not a video OpenCV can decode (corrupt or truncated?)",
         }[location.kind]
+        if location.kind == "camera" and sys.platform == "linux":
+            found = sorted(glob.glob("/dev/video*"))
+            why += f"; video devices here: {', '.join(found) if found else 'none'}"
         raise SourceError(f"{location.name}: cannot open ({why})")
     if location.kind == "camera":
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # hint only: the grabber drains it anyway

@@ -25,8 +25,19 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
-from edgecnn.errors import SourceError
-from edgecnn.live import Smoother, Stream, display_problem, run
+from edgecnn.errors import EdgecnnError, SourceError
+from edgecnn.live import (
+    FrameResult,
+    JsonlOutput,
+    Output,
+    Smoother,
+    Stream,
+    VideoOutput,
+    close_all,
+    display_problem,
+    play,
+    run,
+)
 from edgecnn.overlay import BAR, Annotation, annotate
 from edgecnn.preview import Preview, parse_address
 from edgecnn.runtime import Classifier
@@ -273,6 +284,30 @@ def test_show_without_a_display_is_a_message_not_an_abort(
         assert result.exit_code == 0, result.output
         assert "warning: --show ignored" in result.stderr
         assert "--serve HOST:PORT" in result.stderr
+
+
+def test_a_failing_output_keeps_what_was_written_and_the_summary(
+    classifier: Classifier, tmp_path: Path
+) -> None:
+    class DiskFull(Output):
+        def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+            if result.index == 12:
+                raise EdgecnnError("disk full")
+
+    video = write_video(tmp_path / "rgb.avi", SEQUENCE)
+    events, out = tmp_path / "e.jsonl", tmp_path / "v.avi"
+    with Stream(classifier, str(video)) as stream:
+        outputs = [JsonlOutput(str(events), stream.is_event), VideoOutput(str(out), 30), DiskFull()]
+        with pytest.raises(EdgecnnError, match="disk full"):
+            try:
+                play(stream, outputs)
+            finally:
+                assert close_all(outputs) == []
+    assert stream.summary().ended == "failed (EdgecnnError)"
+    assert [json.loads(line)["frame"] for line in events.read_text().splitlines()] == list(
+        range(13)
+    )
+    assert read_video(out)[0] == 13
 
 
 # --------------------------------------------------------------------------- preview
