@@ -126,3 +126,23 @@ def test_keras_and_onnx_evaluations_agree(tmp_path: Path) -> None:
     assert keras_report["confusion_matrix"] == onnx_report["confusion_matrix"]
     assert np.isclose(keras_report["accuracy"], onnx_report["accuracy"])
     assert onnx_report["accuracy"] > 0.8
+
+
+def test_bundled_models_info_and_int8_within_a_point_of_fp32(tmp_path: Path) -> None:
+    """The shipped pair: `info` shows the spec; int8 is as accurate as fp32 on fresh shapes."""
+    from edgecnn.runtime import default_model_path
+    from edgecnn.shapes import SHAPE_LABELS, generate_shapes
+
+    result = CliRunner().invoke(cli, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "circle, square, star, triangle" in result.output
+    assert "96x96x3 rgb, fit crop" in result.output and "int8-static" in result.output
+
+    generate_shapes(tmp_path / "held", 100, (96, 96), seed=777)  # seed unused by the build
+    int8 = default_model_path("cpu")
+    fp32 = int8.with_name("shapes-fp32.onnx")
+    reports = {p.name: evaluate(p, tmp_path / "held", provider="cpu") for p in (fp32, int8)}
+    assert all(r["labels"] == list(SHAPE_LABELS) for r in reports.values())
+    acc32, acc8 = (reports[p.name]["accuracy"] for p in (fp32, int8))
+    assert acc32 > 0.9
+    assert acc8 >= acc32 - 0.01

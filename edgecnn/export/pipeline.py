@@ -131,7 +131,6 @@ def _calibration_set(
 def _verification_set(
     source: ModelSource,
     options: ExportOptions,
-    calibration: tuple[np.ndarray, str] | None,
     warnings: list[str],
 ) -> tuple[np.ndarray, list[str | None], str]:
     if options.verify is not None:
@@ -158,7 +157,6 @@ def _verification_set(
         noise = rng.integers(0, 256, (NOISE_IMAGES, *source.input.shape), dtype=np.uint8)
         return noise, [None] * NOISE_IMAGES, "random noise"
     batch, truth = _load(items, source, "--verify", warnings)
-    del calibration
     return batch, truth, where
 
 
@@ -168,23 +166,23 @@ def _derive(
     source: ModelSource,
     options: ExportOptions,
     warnings: list[str],
-) -> tuple[Any, dict[str, Any] | None, tuple[np.ndarray, str] | None]:
-    """The graph for the requested precision, its quantization record and the calibration set."""
+) -> tuple[Any, dict[str, Any] | None]:
+    """The graph for the requested precision and its quantization record."""
     if precision == "fp32":
-        return fp32, None, None
+        return fp32, None
     if precision == "fp16":
-        return quantize.to_fp16(fp32), None, None
+        return quantize.to_fp16(fp32), None
     settings = options.quant.resolved()
     record: dict[str, Any] = {"format": "QDQ" if precision == "int8-static" else "dynamic"}
     record.update(settings.to_dict())
     if precision == "int8-dynamic":
         record.pop("activations")
         record.pop("method")
-        return quantize.quantize_dynamic(fp32, settings), record, None
+        return quantize.quantize_dynamic(fp32, settings), record
     calib = _calibration_set(source, options, warnings)
     record["calibration_images"] = len(calib[0])
     record["calibration_source"] = calib[1]
-    return quantize.quantize_static(fp32, calib[0], settings), record, calib
+    return quantize.quantize_static(fp32, calib[0], settings), record
 
 
 def export_model(
@@ -221,11 +219,11 @@ def export_model(
         append_softmax=output_kind == "logits",
         opset=options.opset,
     )
-    graph, quant_record, calib = _derive(precision, fp32, source, options, warnings)
+    graph, quant_record = _derive(precision, fp32, source, options, warnings)
     if precision != "fp32":
         say(f"{precision}: graph ready")
 
-    images_, truth, where = _verification_set(source, options, calib, warnings)
+    images_, truth, where = _verification_set(source, options, warnings)
     say(f"verifying on {len(images_)} images ({where})")
     reference = keras_model.keras_probabilities(kmodel, images_, options.normalization, output_kind)
     fp32_bytes = fp32.SerializeToString()

@@ -84,14 +84,15 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{v['labelled']} labelled images)",
             )
         )
-    lat = report["latency"]
-    line = f"{lat['single_ms']:.2f} ms/image, batch {lat['batch_size']}: " + (
-        f"{lat['batch_ms_per_image']:.2f} ms/image"
-    )
+    lat = report.get("latency")
     ref = report.get("fp32_latency")
-    if ref:
-        line += f"  (fp32: {ref['single_ms']:.2f} / {ref['batch_ms_per_image']:.2f})"
-    rows.append(("latency (CPU)", line))
+    if lat:
+        line = f"{lat['single_ms']:.2f} ms/image, batch {lat['batch_size']}: " + (
+            f"{lat['batch_ms_per_image']:.2f} ms/image"
+        )
+        if ref:
+            line += f"  (fp32: {ref['single_ms']:.2f} / {ref['batch_ms_per_image']:.2f})"
+        rows.append(("latency (CPU)", line))
     if ref and report.get("fp32_size_bytes"):
         rows.append(("fp32 size", f"{report['fp32_size_bytes'] / 1e6:.2f} MB"))
     for warning in report.get("warnings", []):
