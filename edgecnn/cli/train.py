@@ -20,7 +20,7 @@ def _arch_table() -> str:
     for a in ARCHITECTURES.values():
         h, w = a.input_size
         rows.append(
-            f"{a.name:<8} {h}x{w}x{a.channels:<2} {a.optimizer:<7} lr {a.learning_rate:<7g} "
+            f"{a.name:<8} {f'{h}x{w}x{a.channels}':<10} {a.optimizer:<7} lr {a.learning_rate:<7g} "
             f"epochs {a.epochs:<3} batch {a.batch_size:<3} {a.output:<13} {a.summary}"
         )
     return "\n".join(rows)
