@@ -45,6 +45,9 @@ SCHEMA = 1
 STAGE_SAMPLE = 100
 
 Progress = Callable[[str], None]
+#: Pause before each interleaved chunk: TensorFlow's (or a spinning session's) idle threads
+#: busy-wait for a while after a run and would slow whichever model runs next.
+_SETTLE_S = 0.05
 
 
 class BenchError(EdgecnnError):
@@ -349,6 +352,7 @@ class Benchmark:
         mode, total = self.settings.budget
         for share in _chunks(total, self.settings.rounds):
             for record, call in runners:
+                time.sleep(_SETTLE_S)  # let the previous runtime's thread pool go idle
                 self._measure(record, call, mode, share)
 
     def _record(
@@ -381,16 +385,17 @@ class Benchmark:
         label = f"{record['model']} threads {record['threads']} batch {record['batch_size']}"
         started = time.perf_counter()
         done = 0
-        while True:
-            t0 = time.perf_counter()
-            call()
-            samples.append((time.perf_counter() - t0) * 1e3)
-            done += 1
-            if mode == "iterations" and done >= share:
-                break
-            if mode == "duration" and time.perf_counter() - started >= share:
-                break
-            self.progress(f"{label}: {len(samples)} runs")
+        with OtherLoad(record):
+            while True:
+                t0 = time.perf_counter()
+                call()
+                samples.append((time.perf_counter() - t0) * 1e3)
+                done += 1
+                if mode == "iterations" and done >= share:
+                    break
+                if mode == "duration" and time.perf_counter() - started >= share:
+                    break
+                self.progress(f"{label}: {len(samples)} runs")
 
     # --------------------------------------------------------------- end to end
     def _end_to_end(
@@ -409,16 +414,10 @@ class Benchmark:
         self.pipelines.append(entry)
         pipeline = Pipeline(classifier, batch_size=batch)
         entry["workers"] = pipeline.workers
-        limit = self.settings.duration
         started = time.perf_counter()
         try:
-            for prediction in pipeline.run(self.items):
-                tally.add(prediction.source, prediction.error, prediction.timings)
-                entry["seconds"] = time.perf_counter() - started
-                if tally.total % max(batch, 16) == 0:
-                    self.progress(f"pipeline {label}: {tally.total}/{len(self.items)} images")
-                if limit is not None and entry["seconds"] >= limit and tally.total % batch == 0:
-                    break
+            with OtherLoad(entry):
+                self._consume(pipeline, tally, entry, label, started)
         finally:
             entry["seconds"] = time.perf_counter() - started
         if tally.ok == 0:
@@ -426,6 +425,19 @@ class Benchmark:
                 f"{self.images}: no file could be decoded as an image "
                 f"(first error: {tally.failed[0][1] if tally.failed else 'none'})"
             )
+
+    def _consume(
+        self, pipeline: Pipeline, tally: Tally, entry: dict[str, Any], label: str, started: float
+    ) -> None:
+        limit = self.settings.duration
+        batch = pipeline.batch_size
+        for prediction in pipeline.run(self.items):
+            tally.add(prediction.source, prediction.error, prediction.timings)
+            entry["seconds"] = time.perf_counter() - started
+            if tally.total % max(batch, 16) == 0:
+                self.progress(f"pipeline {label}: {tally.total}/{len(self.items)} images")
+            if limit is not None and entry["seconds"] >= limit and tally.total % batch == 0:
+                break
 
     def _stages(self, name: str, classifier: Classifier) -> None:
         """Decode / preprocess / postprocess one image at a time on one core (once per model)."""
@@ -439,19 +451,24 @@ class Benchmark:
         try:
             for item in self.items[:3]:  # warm-up: decoder libraries, allocator
                 load_item(item, spec)
-            for i, item in enumerate(self.items[:STAGE_SAMPLE]):
-                loaded = load_item(item, spec)
-                if loaded.array is None:
-                    continue
-                entry["decode"].append(loaded.timings["decode"])
-                entry["preprocess"].append(loaded.timings["preprocess"])
-                row = np.full(classifier.spec.num_classes, 1.0 / classifier.spec.num_classes)
-                t0 = time.perf_counter()
-                classifier.top(row, 1)
-                entry["postprocess"].append((time.perf_counter() - t0) * 1e3)
-                self.progress(f"stages {name}: {i + 1} images decoded on one core")
+            with OtherLoad(entry):
+                self._one_core(name, classifier, entry)
         finally:
             cv2.setNumThreads(previous)
+
+    def _one_core(self, name: str, classifier: Classifier, entry: dict[str, Any]) -> None:
+        spec = classifier.spec.input
+        for i, item in enumerate(self.items[:STAGE_SAMPLE]):
+            loaded = load_item(item, spec)
+            if loaded.array is None:
+                continue
+            entry["decode"].append(loaded.timings["decode"])
+            entry["preprocess"].append(loaded.timings["preprocess"])
+            row = np.full(classifier.spec.num_classes, 1.0 / classifier.spec.num_classes)
+            t0 = time.perf_counter()
+            classifier.top(row, 1)
+            entry["postprocess"].append((time.perf_counter() - t0) * 1e3)
+            self.progress(f"stages {name}: {i + 1} images decoded on one core")
 
     # --------------------------------------------------------------- keras
     def _load_keras(self) -> Any:
@@ -478,18 +495,20 @@ class Benchmark:
         height, width, channels = (int(d) for d in model.inputs[0].shape[1:4])
         fit = self.model_info[0]["fit"] if self.model_info else "crop"
         self.progress("Keras tutorial pipeline: image_dataset_from_directory + predict")
+        load: dict[str, Any] = {}
         started = time.perf_counter()
-        dataset = keras.utils.image_dataset_from_directory(
-            self.images,
-            labels=None,
-            image_size=(height, width),
-            crop_to_aspect_ratio=fit == "crop",
-            color_mode="grayscale" if channels == 1 else "rgb",
-            batch_size=16,
-            shuffle=False,
-            verbose=False,
-        )
-        probabilities = model.predict(dataset, verbose=0)
+        with OtherLoad(load):
+            dataset = keras.utils.image_dataset_from_directory(
+                self.images,
+                labels=None,
+                image_size=(height, width),
+                crop_to_aspect_ratio=fit == "crop",
+                color_mode="grayscale" if channels == 1 else "rgb",
+                batch_size=16,
+                shuffle=False,
+                verbose=False,
+            )
+            probabilities = model.predict(dataset, verbose=0)
         seconds = time.perf_counter() - started
         self.keras_pipeline = {
             "images": len(probabilities),
@@ -497,6 +516,7 @@ class Benchmark:
             "images_per_second": len(probabilities) / seconds,
             "batch_size": 16,
             "crop_to_aspect_ratio": fit == "crop",
+            "others_cpu_share": others_share(load),
         }
 
     # --------------------------------------------------------------- report
@@ -550,6 +570,7 @@ class Benchmark:
                     "per_image_ms": total_s * 1e3 / images,
                     "images_per_second": images / total_s if total_s > 0 else 0.0,
                     "samples_ms": list(samples),
+                    "others_cpu_share": others_share(record),
                 }
             )
         first = self.model_info[0]["name"] if self.model_info else None
@@ -601,6 +622,8 @@ class Benchmark:
                 "in_pipeline_ms": summary["stages_ms"],
                 "one_core_ms": one_core,
                 "inference_per_image_ms": inference["per_image_ms"] if inference else None,
+                "others_cpu_share": others_share(entry),
+                "one_core_others_cpu_share": others_share(stages),
             }
             row.update(machine_limit(one_core, row["inference_per_image_ms"], cores))
             if row.get("limit_images_per_second"):
@@ -613,6 +636,52 @@ class Benchmark:
         """Mark the run interrupted and return what was measured so far."""
         self.interrupted = True
         return self.report()
+
+
+class OtherLoad:
+    """Context manager adding to ``record`` how much CPU *other* processes used meanwhile.
+
+    Reads ``/proc/stat`` (the machine's busy time) and ``os.times`` (this process); the share
+    ``others_cpu_s / (wall_s x logical CPUs)`` tells whether a measurement was disturbed.
+    Records nothing where ``/proc/stat`` is missing (not Linux).
+    """
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.start: tuple[float, float, float] | None = None
+
+    @staticmethod
+    def snapshot() -> tuple[float, float, float] | None:
+        """(wall s, machine busy CPU s, this process's CPU s), or None off Linux."""
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                ticks = [int(x) for x in fh.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        return time.perf_counter(), busy, own.user + own.system
+
+    def __enter__(self) -> OtherLoad:
+        self.start = self.snapshot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self.snapshot()
+        if self.start is None or end is None:
+            return
+        wall = end[0] - self.start[0]
+        others = max(0.0, (end[1] - self.start[1]) - (end[2] - self.start[2]))
+        self.record["others_cpu_s"] = self.record.get("others_cpu_s", 0.0) + others
+        self.record["load_wall_s"] = self.record.get("load_wall_s", 0.0) + wall
+
+
+def others_share(record: dict[str, Any]) -> float | None:
+    """Fraction of the machine's CPU used by other processes during ``record``'s measurement."""
+    wall = record.get("load_wall_s")
+    if not wall:
+        return None
+    return min(1.0, record["others_cpu_s"] / (wall * (os.cpu_count() or 1)))
 
 
 def machine_limit(

@@ -21,6 +21,10 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def environment_lines(report: dict[str, Any]) -> list[str]:
     """The environment block: provider, versions, CPU, load, models with hash and precision."""
     env = report["environment"]
@@ -52,7 +56,7 @@ def environment_lines(report: dict[str, Any]) -> list[str]:
 def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the model-only table (latency per batch in ms)."""
     header = ["model", "threads", "batch", "runs", *(f"{k} ms" for k in _LATENCY_KEYS)]
-    header += ["ms/img", "img/s", "vs first", "vs keras"]
+    header += ["ms/img", "img/s", "vs first", "vs keras", "others CPU"]
     rows = []
     for row in report["model_only"]:
         stats = row["latency_ms"]
@@ -67,6 +71,7 @@ def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 _fmt(row["images_per_second"], 1),
                 _ratio(row.get("speedup_vs_first")),
                 _ratio(row.get("speedup_vs_keras")),
+                _share(row.get("others_cpu_share")),
             ]
         )
     return header, rows
@@ -97,6 +102,7 @@ def pipeline_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the end-to-end table (one-core stage means, pipeline vs limit)."""
     header = ["model", "threads", "batch", "images", "img/s", "limit img/s", "% limit"]
     header += ["decode ms", "preproc ms", "infer ms/img", "post ms", "vs keras pipeline"]
+    header += ["others CPU"]
     rows = []
     for row in report["end_to_end"]:
         one = row["one_core_ms"]
@@ -115,6 +121,7 @@ def pipeline_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 _fmt(row.get("inference_per_image_ms")),
                 _fmt(one["postprocess"].get("mean"), 3),
                 _ratio(row.get("speedup_vs_keras_pipeline")),
+                _share(row.get("others_cpu_share")),
             ]
         )
     keras = report.get("keras_pipeline")
@@ -123,6 +130,7 @@ def pipeline_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             ["keras tutorial pipeline", "tf-default", "16", str(keras["images"])]
             + [_fmt(keras["images_per_second"], 1)]
             + ["-"] * 7
+            + [_share(keras.get("others_cpu_share"))]
         )
     return header, rows
 
@@ -151,6 +159,7 @@ def _verdicts(report: dict[str, Any]) -> list[str]:
 def terminal(report: dict[str, Any]) -> str:
     """A readable plain-text report."""
     lines = environment_lines(report)
+    lines.append("others CPU: share of this machine's CPU used by other processes meanwhile")
     for title, table in (
         ("warm-up (not in the statistics)", warmup_table(report)),
         ("model only: latency per batch", model_table(report)),

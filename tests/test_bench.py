@@ -17,10 +17,12 @@ from edgecnn import benchreport
 from edgecnn.bench import (
     BenchError,
     Benchmark,
+    OtherLoad,
     Settings,
     cpu_info,
     machine_limit,
     model_names,
+    others_share,
     parse_list,
     verdict,
 )
@@ -82,6 +84,20 @@ def test_machine_limit_formula() -> None:
     assert max(result["cpu_share"], key=result["cpu_share"].get) == "decode"
     line = verdict({**result, "fraction_of_limit": 0.95})
     assert line.startswith("bound by image decoding") and "95%" in line
+
+
+def test_others_share_of_known_counts() -> None:
+    assert others_share({}) is None
+    import os
+
+    cpus = os.cpu_count() or 1
+    share = others_share({"others_cpu_s": 0.5 * cpus, "load_wall_s": 1.0})
+    assert share == pytest.approx(0.5)
+    record: dict = {}
+    with OtherLoad(record):
+        sum(range(10000))
+    if Path("/proc/stat").exists():
+        assert record["load_wall_s"] > 0 and record["others_cpu_s"] >= 0
 
 
 def test_parse_list_and_names() -> None:
