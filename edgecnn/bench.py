@@ -37,6 +37,7 @@ from edgecnn.pipeline import Pipeline, available_cores, load_item
 from edgecnn.result import STAGES
 from edgecnn.runtime import Classifier
 from edgecnn.sources import Item, scan
+from edgecnn.spec import InputSpec
 from edgecnn.stats import Tally, latency_stats
 
 #: Version of the JSON report layout.
@@ -252,6 +253,7 @@ class Benchmark:
         self.keras_pipeline: dict[str, Any] | None = None
         self.interrupted = False
         self.environment = environment()
+        self._input_cache: dict[tuple[int, int, int], tuple[str, np.ndarray]] = {}
 
     # --------------------------------------------------------------- driver
     def run(self) -> dict[str, Any]:
@@ -262,10 +264,9 @@ class Benchmark:
         keras_model = self._load_keras() if self.keras_path is not None else None
         for threads in self.settings.threads:
             classifiers = self._load_all(threads)
-            inputs = self._inputs(classifiers[0][1])
             keras_here = keras_model if threads == self.settings.threads[-1] else None
             for batch in self.settings.batch_sizes:
-                self._model_only(classifiers, threads, batch, inputs, keras_here)
+                self._model_only(classifiers, threads, batch, keras_here)
             if self.items:
                 for name, classifier in classifiers:
                     for batch in self.settings.batch_sizes:
@@ -293,35 +294,32 @@ class Benchmark:
             _check_batches(classifier, self.settings.batch_sizes)
             if not any(m["name"] == name for m in self.model_info):
                 self.model_info.append(describe_model(classifier, name))
-            first = classifier.spec.input.shape
-            if loaded and loaded[0][1].spec.input.shape != first:
-                raise BenchError(
-                    f"{name} takes {first} images but {loaded[0][0]} takes "
-                    f"{loaded[0][1].spec.input.shape}; compare models of one network"
-                )
             self.warmup.append(
                 {"model": name, "threads": thread_label(threads), "session_s": seconds}
             )
             loaded.append((name, classifier))
         return loaded
 
-    def _inputs(self, classifier: Classifier) -> tuple[str, np.ndarray]:
+    def _inputs(self, spec: InputSpec) -> tuple[str, np.ndarray]:
         """("synthetic" | "images", a uint8 batch as large as the largest batch size)."""
+        if spec.shape in self._input_cache:
+            return self._input_cache[spec.shape]
         size = max(self.settings.batch_sizes)
-        spec = classifier.spec.input
-        if self.items:
-            arrays = []
-            for item in self.items[: 4 * size]:
-                loaded = load_item(item, spec)
-                if loaded.array is not None:
-                    arrays.append(loaded.array)
-                if len(arrays) == size:
-                    break
-            if arrays:
-                reps = -(-size // len(arrays))
-                return "images", np.stack((arrays * reps)[:size])
-        rng = np.random.default_rng(0)
-        return "synthetic", rng.integers(0, 256, (size, *spec.shape), dtype=np.uint8)
+        arrays = []
+        for item in self.items[: 4 * size]:
+            loaded = load_item(item, spec)
+            if loaded.array is not None:
+                arrays.append(loaded.array)
+            if len(arrays) == size:
+                break
+        if arrays:
+            reps = -(-size // len(arrays))
+            found = "images", np.stack((arrays * reps)[:size])
+        else:
+            rng = np.random.default_rng(0)
+            found = "synthetic", rng.integers(0, 256, (size, *spec.shape), dtype=np.uint8)
+        self._input_cache[spec.shape] = found
+        return found
 
     # --------------------------------------------------------------- model only
     def _model_only(
@@ -329,22 +327,24 @@ class Benchmark:
         classifiers: list[tuple[str, Classifier]],
         threads: int | None,
         batch: int,
-        inputs: tuple[str, np.ndarray],
         keras_model: Any,
     ) -> None:
-        kind, data = inputs
-        x = np.ascontiguousarray(data[:batch])
         runners: list[tuple[dict[str, Any], Callable[[], object]]] = []
         for name, classifier in classifiers:
+            kind, data = self._inputs(classifier.spec.input)
+            x = np.ascontiguousarray(data[:batch])
             record = self._record(name, thread_label(threads), batch, kind)
-            runners.append((record, lambda c=classifier: c.run(x)))
+            runners.append((record, lambda c=classifier, x=x: c.run(x)))
             first = self._warm(runners[-1][1])
             for entry in self.warmup:
                 if entry["model"] == name and entry["threads"] == record["threads"]:
                     entry.setdefault("first_run_ms", first)
                     entry.setdefault("first_batch", batch)
         if keras_model is not None and self.keras_info is not None:
-            xf = x.astype(keras_model.inputs[0].dtype or "float32")
+            height, width, channels = (int(d) for d in keras_model.inputs[0].shape[1:4])
+            color = "gray" if channels == 1 else classifiers[0][1].spec.input.color
+            kind, data = self._inputs(InputSpec(height, width, channels, color))
+            xf = data[:batch].astype(keras_model.inputs[0].dtype or "float32")
             record = self._record("keras", "tf-default", batch, kind, keras=True)
             predict = keras_model.predict
             runners.append((record, lambda: predict(xf, batch_size=batch, verbose=0)))

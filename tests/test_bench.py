@@ -9,7 +9,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -273,7 +272,32 @@ def test_bad_settings(color_model_path: Path, args: list[str], message: str) -> 
     assert "Error:" in result.output and message in result.output
 
 
-def test_synthetic_inputs_match_the_model(color_model_path: Path) -> None:
-    run = Benchmark([str(color_model_path)], Settings(batch_sizes=(3,), threads=(1,), **FAST))
-    kind, data = run._inputs(Classifier.load(color_model_path, provider="cpu"))
-    assert kind == "synthetic" and data.shape == (3, 16, 16, 3) and data.dtype == np.uint8
+def test_models_of_different_input_sizes_side_by_side(
+    color_model_path: Path, tmp_path: Path
+) -> None:
+    bigger = save(color_model(size=(32, 32)), tmp_path / "color32.onnx")
+    settings = Settings(batch_sizes=(3,), threads=(1,), **FAST)
+    report = Benchmark([str(color_model_path), str(bigger)], settings).run()
+    assert [m["input"] for m in report["models"]] == [[16, 16, 3], [32, 32, 3]]
+    assert all(row["input"] == "synthetic" for row in report["model_only"])
+
+
+@pytest.mark.slow
+def test_keras_mode_and_tutorial_pipeline(
+    color_model_path: Path, color_folder: Path, tmp_path: Path
+) -> None:
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model.save(tmp_path / "tiny.keras")
+    settings = Settings(batch_sizes=(2,), threads=(1,), **FAST)
+    report = Benchmark(
+        [str(color_model_path)], settings, images=color_folder, keras=tmp_path / "tiny.keras"
+    ).run()
+    keras_rows = [r for r in report["model_only"] if r["keras"]]
+    assert len(keras_rows) == 1 and keras_rows[0]["latency_ms"]["count"] == 3
+    onnx_row = next(r for r in report["model_only"] if not r["keras"])
+    assert onnx_row["speedup_vs_keras"] > 0
+    assert report["keras_pipeline"]["images"] == 9
+    assert report["end_to_end"][0]["speedup_vs_keras_pipeline"] > 0
