@@ -200,6 +200,10 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _short(name: str) -> str:
+    return name.removesuffix(".onnx")
+
+
 def write_json(report: dict[str, Any], path: str | Path) -> None:
     """Write the full report (raw samples included) as JSON."""
     Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -216,9 +220,13 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
         raise MissingDependencyError("matplotlib", "train") from exc
     rows = report["model_only"]
     panels = 3 if report["end_to_end"] else 2
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 5), squeeze=False)
+    first = max(6.0, 0.3 * len(rows))
+    widths = [first] + [6.0] * (panels - 1)
+    fig, axes = plt.subplots(
+        1, panels, figsize=(sum(widths), 5.5), squeeze=False, width_ratios=widths
+    )
     ax = axes[0][0]
-    labels = [f"{r['model']}\nt{r['threads']} b{r['batch_size']}" for r in rows]
+    labels = [f"{_short(r['model'])} {r['threads']} thr b{r['batch_size']}" for r in rows]
     data = [[s / r["batch_size"] for s in r["samples_ms"]] for r in rows]
     if data:
         ax.boxplot(data, showfliers=True, whis=(5, 95))
@@ -228,7 +236,7 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     ax = axes[0][1]
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        series.setdefault(f"{r['model']} t{r['threads']}", []).append(
+        series.setdefault(f"{_short(r['model'])}, {r['threads']} threads", []).append(
             (r["batch_size"], r["images_per_second"])
         )
     for name, points in series.items():
@@ -242,7 +250,7 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     if panels == 3:
         ax = axes[0][2]
         e2e = report["end_to_end"]
-        names = [f"{r['model']}\nt{r['threads']} b{r['batch_size']}" for r in e2e]
+        names = [f"{_short(r['model'])} {r['threads']} thr b{r['batch_size']}" for r in e2e]
         xs = range(len(e2e))
         ax.bar([x - 0.2 for x in xs], [r["images_per_second"] for r in e2e], 0.4, label="pipeline")
         limits = [r.get("limit_images_per_second") or 0 for r in e2e]
