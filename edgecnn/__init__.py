@@ -14,6 +14,7 @@ from edgecnn.errors import (
     ProviderError,
     SourceError,
 )
+from edgecnn.live import FrameResult, Stream
 from edgecnn.preprocess import load_image
 from edgecnn.result import Prediction
 from edgecnn.runtime import Classifier, Foreign, default_model_path
@@ -25,6 +26,7 @@ __all__ = [
     "EdgecnnError",
     "ExportError",
     "Foreign",
+    "FrameResult",
     "ImageError",
     "InputSpec",
     "MissingDependencyError",
@@ -33,6 +35,7 @@ __all__ = [
     "Prediction",
     "ProviderError",
     "SourceError",
+    "Stream",
     "__version__",
     "default_model_path",
     "load_image",

@@ -9,13 +9,18 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[train,dev]'
 
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages for the live tests: chromium (browser preview), Xvfb + xdotool (window).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+command -v xdotool >/dev/null 2>&1 || missing+=(xdotool)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Debian's chromium for the browser test..."
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "could not install chromium: the browser test will be skipped"
+    echo "installing ${missing[*]} for the live tests..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
+      >/dev/null) || echo "could not install ${missing[*]}: the tests that need them will skip"
   else
-    echo "chromium not found and not root: the browser test will be skipped"
+    echo "${missing[*]} not found and not root: the tests that need them will skip"
   fi
 fi
 

@@ -462,13 +462,10 @@ def test_python_api_run_and_locate(classifier: Classifier, tmp_path: Path) -> No
 
 # --------------------------------------------------------------------------- bundled model
 def test_bundled_shapes_model_on_drawn_shapes(tmp_path: Path) -> None:
-    try:
-        from edgecnn.runtime import default_model_path
-        from edgecnn.shapes import SHAPE_LABELS, draw_shape
+    from edgecnn.runtime import default_model_path
+    from edgecnn.shapes import SHAPE_LABELS, draw_shape
 
-        model = default_model_path("cpu")
-    except Exception as exc:  # bundled model not built in this checkout yet
-        pytest.skip(f"bundled shapes model unavailable: {exc}")
+    model = default_model_path("cpu")
     rng = np.random.default_rng(7)
     truth = [label for label in SHAPE_LABELS for _ in range(8)]
     path = tmp_path / "shapes.avi"
