@@ -18,10 +18,7 @@ TensorFlow. The report is a JSON-ready dict; :mod:`edgecnn.benchreport` renders 
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,15 +27,29 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from edgecnn.errors import EdgecnnError, MissingDependencyError
+from edgecnn.machine import OtherLoad, environment, others_share, sha256
 from edgecnn.pipeline import Pipeline, available_cores, load_item
 from edgecnn.result import STAGES
 from edgecnn.runtime import Classifier
 from edgecnn.sources import Item, scan
 from edgecnn.spec import InputSpec
 from edgecnn.stats import Tally, latency_stats
+
+__all__ = [
+    "BenchError",
+    "Benchmark",
+    "OtherLoad",
+    "Settings",
+    "environment",
+    "machine_limit",
+    "model_names",
+    "others_share",
+    "parse_list",
+    "sha256",
+    "verdict",
+]
 
 #: Version of the JSON report layout.
 SCHEMA = 1
@@ -113,61 +124,6 @@ def parse_list(text: str, *, allow_auto: bool = False) -> tuple[int | None, ...]
             extra = " or 'auto'" if allow_auto else ""
             raise BenchError(f"{text!r}: {part!r} is not a whole number{extra}") from None
     return tuple(dict.fromkeys(values))
-
-
-# ----------------------------------------------------------------------------- environment
-
-
-def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
-    """CPU model name and the flags that decide speed (AVX2, AVX-512, VNNI)."""
-    name = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name in ("", platform.machine()):
-                    name = value.strip()
-                elif key.strip() in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "model": name,
-        "avx2": "avx2" in flags,
-        "avx512": "avx512f" in flags,
-        "vnni": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}),
-        "neon": bool(flags & {"asimd", "neon"}),
-        "cores": available_cores(),
-        "logical_cpus": os.cpu_count(),
-    }
-
-
-def environment() -> dict[str, Any]:
-    """Versions, CPU and load: enough to reproduce (or distrust) a result."""
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "onnxruntime": ort.__version__,
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_info(),
-        "load_average": load,
-    }
-
-
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_model(classifier: Classifier, name: str) -> dict[str, Any]:
@@ -636,52 +592,6 @@ class Benchmark:
         """Mark the run interrupted and return what was measured so far."""
         self.interrupted = True
         return self.report()
-
-
-class OtherLoad:
-    """Context manager adding to ``record`` how much CPU *other* processes used meanwhile.
-
-    Reads ``/proc/stat`` (the machine's busy time) and ``os.times`` (this process); the share
-    ``others_cpu_s / (wall_s x logical CPUs)`` tells whether a measurement was disturbed.
-    Records nothing where ``/proc/stat`` is missing (not Linux).
-    """
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.record = record
-        self.start: tuple[float, float, float] | None = None
-
-    @staticmethod
-    def snapshot() -> tuple[float, float, float] | None:
-        """(wall s, machine busy CPU s, this process's CPU s), or None off Linux."""
-        try:
-            with open("/proc/stat", encoding="ascii") as fh:
-                ticks = [int(x) for x in fh.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return time.perf_counter(), busy, own.user + own.system
-
-    def __enter__(self) -> OtherLoad:
-        self.start = self.snapshot()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        end = self.snapshot()
-        if self.start is None or end is None:
-            return
-        wall = end[0] - self.start[0]
-        others = max(0.0, (end[1] - self.start[1]) - (end[2] - self.start[2]))
-        self.record["others_cpu_s"] = self.record.get("others_cpu_s", 0.0) + others
-        self.record["load_wall_s"] = self.record.get("load_wall_s", 0.0) + wall
-
-
-def others_share(record: dict[str, Any]) -> float | None:
-    """Fraction of the machine's CPU used by other processes during ``record``'s measurement."""
-    wall = record.get("load_wall_s")
-    if not wall:
-        return None
-    return min(1.0, record["others_cpu_s"] / (wall * (os.cpu_count() or 1)))
 
 
 def machine_limit(

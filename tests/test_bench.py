@@ -18,7 +18,6 @@ from edgecnn.bench import (
     Benchmark,
     OtherLoad,
     Settings,
-    cpu_info,
     machine_limit,
     model_names,
     others_share,
@@ -26,6 +25,7 @@ from edgecnn.bench import (
     verdict,
 )
 from edgecnn.cli import cli
+from edgecnn.machine import cpu_info
 from edgecnn.runtime import Classifier
 from edgecnn.stats import latency_stats
 from tests.models import color_model, save
