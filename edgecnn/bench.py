@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import EdgecnnError, MissingDependencyError
-from edgecnn.machine import OtherLoad, environment, others_share, sha256
-from edgecnn.pipeline import Pipeline, available_cores, load_item
+from edgecnn.machine import OtherLoad, available_cores, environment, others_share, sha256
+from edgecnn.pipeline import Pipeline, load_item
 from edgecnn.result import STAGES
 from edgecnn.runtime import Classifier
 from edgecnn.sources import Item, scan

@@ -41,6 +41,7 @@ from edgecnn.overlay import Annotation, annotate
 from edgecnn.preview import Preview, parse_address
 from edgecnn.result import Prediction
 from edgecnn.runtime import Classifier
+from edgecnn.sinks import check_writable
 from edgecnn.stats import Tally, latency_stats
 from edgecnn.streams import Frame, FrameSource, Notify, describe, open_source
 
@@ -411,19 +412,6 @@ class WindowOutput(Output):
     def close(self) -> None:
         cv2.destroyWindow(self.title)
         cv2.waitKey(1)
-
-
-def check_writable(path: str, what: str) -> None:
-    """Fail before the run starts when ``path`` cannot be created (missing folder, a folder)."""
-    if path == "-":
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise EdgecnnError(f"{what} {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise EdgecnnError(f"{what} {path}: is a folder, not a file name")
-    if not os.access(folder, os.W_OK):
-        raise EdgecnnError(f"{what} {path}: the folder {folder} is not writable")
 
 
 class VideoOutput(Output):

@@ -19,7 +19,13 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edgecnn.pipeline import available_cores
+
+def available_cores() -> int:
+    """CPU cores this process may use (respects affinity / container CPU sets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:

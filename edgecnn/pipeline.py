@@ -9,7 +9,6 @@ out in input order, one per input, errors included.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import ImageError
+from edgecnn.machine import available_cores
 from edgecnn.preprocess import decode, prepare
 from edgecnn.result import Prediction
 from edgecnn.sources import Item
@@ -28,14 +28,6 @@ from edgecnn.spec import InputSpec
 
 if TYPE_CHECKING:
     from edgecnn.runtime import Classifier
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (respects affinity / container CPU sets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

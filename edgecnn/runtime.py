@@ -82,7 +82,7 @@ class Classifier:
                 f"{len(inputs)} input(s) and {len(outputs)} output(s)"
             )
         self._input = inputs[0]
-        self._output_name = outputs[0].name
+        self._output = outputs[0]
         shape = list(self._input.shape)
         if len(shape) != 4:
             raise ModelError(f"{path}: input {self._input.name!r} has shape {shape}, not 4-D")
@@ -179,6 +179,36 @@ class Classifier:
         return self._session.get_providers()[0]
 
     @property
+    def input_name(self) -> str:
+        """Name of the model's image input (``image`` for edgecnn models)."""
+        return self._input.name
+
+    @property
+    def input_shape(self) -> list[int | str | None]:
+        """The input's declared shape; symbolic dimensions as names (``["batch", 96, ...]``)."""
+        return list(self._input.shape)
+
+    @property
+    def input_type(self) -> str:
+        """The input's onnxruntime type, e.g. ``tensor(uint8)``."""
+        return self._input.type
+
+    @property
+    def output_name(self) -> str:
+        """Name of the output read (``probabilities`` for edgecnn models)."""
+        return self._output.name
+
+    @property
+    def output_shape(self) -> list[int | str | None]:
+        """The output's declared shape."""
+        return list(self._output.shape)
+
+    @property
+    def output_type(self) -> str:
+        """The output's onnxruntime type, e.g. ``tensor(float)``."""
+        return self._output.type
+
+    @property
     def fixed_batch(self) -> int | None:
         """The batch size the model's input is fixed to, or None when the batch is symbolic."""
         return self._fixed_batch
@@ -235,7 +265,7 @@ class Classifier:
 
     def _run_chunk(self, batch: np.ndarray) -> np.ndarray:
         feed = batch if self._foreign is None else self._adapt(batch)
-        out = self._session.run([self._output_name], {self._input.name: feed})[0]
+        out = self._session.run([self._output.name], {self._input.name: feed})[0]
         out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
         if self._foreign is not None and self._foreign.logits:
             out = np.exp(out - out.max(axis=1, keepdims=True))

@@ -45,6 +45,19 @@ def record(prediction: Prediction, top_k: int) -> dict[str, Any]:
     return row
 
 
+def check_writable(path: str, what: str) -> None:
+    """Fail before the run starts when ``path`` cannot be created (missing folder, a folder)."""
+    if path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise EdgecnnError(f"{what} {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise EdgecnnError(f"{what} {path}: is a folder, not a file name")
+    if not os.access(folder, os.W_OK):
+        raise EdgecnnError(f"{what} {path}: the folder {folder} is not writable")
+
+
 def format_for(path: str, explicit: str | None) -> str:
     """The file format: ``explicit`` if given, else from the extension (``-`` means CSV)."""
     if explicit:
