@@ -3,6 +3,11 @@
 The public API is exactly what ``__all__`` lists. Importing edgecnn never imports TensorFlow.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from edgecnn._version import __version__
 from edgecnn.errors import (
     DatasetError,
@@ -14,11 +19,36 @@ from edgecnn.errors import (
     ProviderError,
     SourceError,
 )
-from edgecnn.live import FrameResult, Stream
-from edgecnn.preprocess import load_image
-from edgecnn.result import Prediction
-from edgecnn.runtime import Classifier, Foreign, default_model_path
 from edgecnn.spec import InputSpec, ModelSpec
+
+if TYPE_CHECKING:
+    from edgecnn.live import FrameResult, Stream
+    from edgecnn.preprocess import load_image
+    from edgecnn.result import Prediction
+    from edgecnn.runtime import Classifier, Foreign, default_model_path
+
+#: Public names that need onnxruntime / OpenCV, imported on first use (PEP 562), so that
+#: `edgecnn --help`, `edgecnn train` and `edgecnn export` do not pay for the runtime stack.
+_LAZY = {
+    "Classifier": "edgecnn.runtime",
+    "Foreign": "edgecnn.runtime",
+    "default_model_path": "edgecnn.runtime",
+    "Prediction": "edgecnn.result",
+    "load_image": "edgecnn.preprocess",
+    "Stream": "edgecnn.live",
+    "FrameResult": "edgecnn.live",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgecnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Classifier",

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecnn.errors import ImageError
 from edgecnn.machine import available_cores
-from edgecnn.preprocess import decode, prepare
+from edgecnn.preprocess import ImageInput, decode, describe_source, prepare
 from edgecnn.result import Prediction
 from edgecnn.sources import Item
 from edgecnn.spec import InputSpec
@@ -40,23 +40,28 @@ class Loaded:
     timings: dict[str, float]
 
 
-def load_item(item: Item, spec: InputSpec) -> Loaded:
-    """Worker stage: decode + prepare one item, timing each step; never raises for bad input."""
-    if item.error is not None or item.path is None:
-        return Loaded(item.source, None, item.error or "no path", {})
+def load_one(source: ImageInput, spec: InputSpec, color_order: str = "bgr") -> Loaded:
+    """Decode + prepare one image, timing each step; never raises for a bad image."""
+    name = describe_source(source)
     t0 = time.perf_counter()
     try:
-        decoded = decode(item.path, spec)
+        decoded = decode(source, spec, color_order=color_order)
         t1 = time.perf_counter()
         array = prepare(decoded, spec)
     except ImageError as exc:
-        return Loaded(item.source, None, exc.reason, {})
-    except Exception as exc:
-        return Loaded(item.source, None, f"unexpected {type(exc).__name__}: {exc}", {})
+        return Loaded(name, None, exc.reason, {})
+    except Exception as exc:  # one bad file must never stop a run
+        return Loaded(name, None, f"unexpected {type(exc).__name__}: {exc}", {})
     t2 = time.perf_counter()
-    return Loaded(
-        item.source, array, None, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
-    )
+    timings = {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
+    return Loaded(name, array, None, timings)
+
+
+def load_item(item: Item, spec: InputSpec) -> Loaded:
+    """Worker stage: :func:`load_one` for a discovered item (or its error, already known)."""
+    if item.error is not None or item.path is None:
+        return Loaded(item.source, None, item.error or "no path", {})
+    return replace(load_one(item.path, spec), source=item.source)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import importlib.util
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,18 +84,22 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> or
 
 
 def create_session(
-    model: str | Path | bytes, provider: str = "auto", threads: int | None = None
+    model: str | Path | bytes,
+    provider: str = "auto",
+    threads: int | None = None,
+    status: CudaStatus | None = None,
 ) -> tuple[ort.InferenceSession, str | None]:
     """Open ``model`` on ``provider``; returns the session and a note when ``auto`` fell back.
 
     ``cuda`` raises :class:`ProviderError` naming what is missing instead of falling back.
+    ``status``: a :func:`cuda_status` the caller already has (it loads libraries: once is enough).
     """
     if provider not in PROVIDERS:
         raise ProviderError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
     note = None
     providers = [CPU]
     if provider in ("auto", "cuda"):
-        status = cuda_status()
+        status = status or cuda_status()
         if status.loadable:
             providers = [CUDA, CPU]
         elif provider == "cuda":
@@ -127,15 +130,3 @@ def _open(
     except Exception as exc:  # onnxruntime raises its own pybind exception types
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{name}: not a usable ONNX model ({first_line})") from exc
-
-
-def provider_summary() -> dict[str, object]:
-    """For ``edgecnn doctor``: available providers and whether CUDA really loads."""
-    status = cuda_status()
-    return {
-        "onnxruntime": ort.__version__,
-        "available": ort.get_available_providers(),
-        "cuda_loadable": status.loadable,
-        "cuda_reason": status.reason,
-        "python": sys.version.split()[0],
-    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.errors import ImageError, ModelError
-from edgecnn.preprocess import ImageInput, decode, describe_source, prepare
-from edgecnn.providers import CUDA, create_session, cuda_status
+from edgecnn.errors import ImageError, ModelError, SourceError
+from edgecnn.pipeline import Pipeline, load_one
+from edgecnn.preprocess import ImageInput, decode, prepare
+from edgecnn.providers import CUDA, CudaStatus, create_session, cuda_status
 from edgecnn.result import Prediction
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
 
@@ -28,9 +30,9 @@ FOREIGN_FLAGS = "--labels FILE --input-size HxW [--color rgb|bgr|gray] [--fit cr
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
-def default_model_path(provider: str = "auto") -> Path:
+def default_model_path(provider: str = "auto", status: CudaStatus | None = None) -> Path:
     """The bundled shapes model: int8 for the CPU, fp32 where CUDA will run it."""
-    use_gpu = provider != "cpu" and cuda_status().loadable
+    use_gpu = provider != "cpu" and (status or cuda_status()).loadable
     name = DEFAULT_MODEL_GPU if use_gpu else DEFAULT_MODEL_CPU
     path = Path(str(resources.files("edgecnn") / "assets" / name))
     if not path.exists():
@@ -111,24 +113,18 @@ class Classifier:
         "cuda" (fails instead of falling back). ``threads``: onnxruntime intra-op threads.
         ``foreign`` describes a model exported elsewhere that carries no edgecnn metadata.
         """
-        model_path = default_model_path(provider) if path is None else Path(path)
-        session, note = create_session(model_path, provider, threads)
+        status = cuda_status() if provider != "cpu" else None
+        model_path = default_model_path(provider, status) if path is None else Path(path)
+        session, note = create_session(model_path, provider, threads, status)
         name = os.fsdecode(model_path)
         meta = session.get_modelmeta().custom_metadata_map
         if METADATA_KEY in meta:
-            spec = ModelSpec.from_json(meta[METADATA_KEY])
-            if foreign is not None:  # explicit flags win, but keep what the model says
-                spec = spec.with_updates(
-                    labels=tuple(foreign.labels),
-                    input=InputSpec(
-                        *foreign.input_size,
-                        1 if foreign.color == "gray" else 3,
-                        foreign.color,
-                        foreign.fit,
-                        spec.input.interpolation,
-                    ),
+            if foreign is not None:
+                raise ModelError(
+                    f"{name} carries its own edgecnn metadata (labels, input spec); "
+                    f"{FOREIGN_FLAGS} are only for models exported elsewhere"
                 )
-                foreign = None
+            spec = ModelSpec.from_json(meta[METADATA_KEY])
         elif foreign is None:
             raise ModelError(
                 f"{name} carries no edgecnn metadata (exported elsewhere?); run it with "
@@ -307,24 +303,15 @@ class Classifier:
     ) -> list[Prediction]:
         """Classify several images in one inference call; unreadable ones come back as
         predictions with ``ok == False`` and their error, in input order."""
-        prepared: list[np.ndarray | None] = []
-        timings: list[dict[str, float]] = []
-        errors: list[str | None] = []
-        for image in images:
-            t0 = time.perf_counter()
-            try:
-                decoded = decode(image, self.spec.input, color_order=color_order)
-                t1 = time.perf_counter()
-                prepared.append(prepare(decoded, self.spec.input))
-                t2 = time.perf_counter()
-                errors.append(None)
-                timings.append({"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
-            except ImageError as exc:
-                prepared.append(None)
-                errors.append(exc.reason)
-                timings.append({})
+        if color_order not in ("bgr", "rgb"):
+            raise ValueError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
+        loaded = [load_one(image, self.spec.input, color_order) for image in images]
         return self.finish_batch(
-            [describe_source(image) for image in images], prepared, errors, timings, top_k
+            [x.source for x in loaded],
+            [x.array for x in loaded],
+            [x.error for x in loaded],
+            [x.timings for x in loaded],
+            top_k,
         )
 
     def finish_batch(
@@ -369,11 +356,13 @@ class Classifier:
         """Classify files, folders and glob patterns, yielding predictions in input order as
         they are ready. Decoding runs in ``workers`` threads while the model runs; every input
         yields exactly one prediction (errors included)."""
-        from edgecnn.pipeline import Pipeline
         from edgecnn.sources import scan
 
-        if isinstance(sources, (str, Path)):
-            sources = [sources]
+        sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
         found = scan(sources, recursive=recursive)
+        for note in found.notes:  # e.g. sub-folders not read: worth a warning, not an error
+            warnings.warn(note, stacklevel=2)
+        if not found.items:
+            raise SourceError(f"no inputs found in {', '.join(map(os.fsdecode, sources))}")
         pipeline = Pipeline(self, batch_size=batch_size, workers=workers, top_k=top_k)
         yield from pipeline.run(found.items)

@@ -175,3 +175,15 @@ def test_any_batch_size_gives_the_same_rows(color_model_path, color_folder, batc
     )
     labels = [r["label"] for r in rows_of(result.stdout)]
     assert labels == ["red", "green", "blue"] * 3
+
+
+def test_foreign_model_flags_need_labels_and_size(color_model_path, tmp_path):
+    image = write_color_image(tmp_path / "r.png", "red")
+    result = run(str(image), "-m", str(color_model_path), "--fit", "pad", "--logits")
+    assert result.exit_code == 2 and "--fit, --logits describe a model without" in result.output
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    result = run(
+        str(image), "-m", str(color_model_path), "--labels", str(labels), "--input-size", "16x16"
+    )
+    assert result.exit_code == 1 and "carries its own edgecnn metadata" in result.stderr

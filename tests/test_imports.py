@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import edgecnn
 
 PUBLIC = {
@@ -13,6 +15,7 @@ PUBLIC = {
     "EdgecnnError",
     "ExportError",
     "Foreign",
+    "FrameResult",
     "ImageError",
     "InputSpec",
     "MissingDependencyError",
@@ -21,6 +24,7 @@ PUBLIC = {
     "Prediction",
     "ProviderError",
     "SourceError",
+    "Stream",
     "__version__",
     "default_model_path",
     "load_image",
@@ -28,7 +32,7 @@ PUBLIC = {
 
 
 def test_public_api_is_pinned():
-    assert set(edgecnn.__all__) >= PUBLIC
+    assert set(edgecnn.__all__) == PUBLIC
     for name in edgecnn.__all__:
         assert hasattr(edgecnn, name), name
 
@@ -46,16 +50,37 @@ def test_import_edgecnn_does_not_import_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
-def test_classify_command_does_not_import_tensorflow(color_model_path, color_folder):
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["classify", "{folder}", "-m", "{model}", "-q"],
+        ["live", "-s", "{folder}", "-m", "{model}", "--no-show", "-q"],
+        ["info", "{model}"],
+        ["doctor"],
+        ["--help"],
+    ],
+    ids=["classify", "live", "info", "doctor", "help"],
+)
+def test_edge_commands_do_not_import_tensorflow(verb, color_model_path, color_folder):
+    args = [a.format(folder=color_folder, model=color_model_path) for a in verb]
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from edgecnn.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['classify', {str(color_folder)!r}, '-m', "
-        f"{str(color_model_path)!r}, '-q'])\n"
+        f"r = CliRunner().invoke(cli, {args!r})\n"
         "assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
     )
     result = python(code)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_does_not_load_the_runtime():
+    """`edgecnn --help` and the training verbs should not pay for onnxruntime / OpenCV."""
+    result = python(
+        "import sys; from edgecnn.cli import cli; "
+        "print('onnxruntime' in sys.modules, 'cv2' in sys.modules)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

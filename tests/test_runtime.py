@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgecnn import Classifier, Foreign, ImageError, ModelError, ProviderError
+from edgecnn import Classifier, Foreign, ImageError, ModelError, ProviderError, SourceError
 from edgecnn.providers import CUDA, cuda_status
 from tests.conftest import BGR, write_color_image
 from tests.models import COLOR_LABELS, IR_VERSION, color_model, save
@@ -52,7 +52,6 @@ def test_spec_and_provider_are_what_runs(color_model_path):
     clf = Classifier.load(color_model_path)
     assert clf.labels == COLOR_LABELS
     assert clf.spec.input.shape == (16, 16, 3)
-    assert clf.provider == clf._session.get_providers()[0]
     if not cuda_status().loadable:
         assert clf.provider == "CPUExecutionProvider"
         assert "CUDA" in clf.provider_note  # auto says why it did not use CUDA
@@ -192,3 +191,34 @@ def test_video_frame_from_opencv_round_trip(color_model_path, tmp_path):
             break
         labels.append(clf.predict(frame).label)
     assert labels == ["red", "green", "blue"]
+
+
+def test_foreign_flags_on_a_model_with_metadata_are_refused(color_model_path):
+    with pytest.raises(ModelError, match="carries its own edgecnn metadata"):
+        Classifier.load(
+            color_model_path, foreign=Foreign(labels=("a", "b", "c"), input_size=(16, 16))
+        )
+
+
+def test_classify_api_says_when_nothing_is_found_and_warns_about_subfolders(
+    color_model_path, tmp_path
+):
+    clf = Classifier.load(color_model_path, provider="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(UserWarning, match="empty folder"), pytest.raises(SourceError, match="no"):
+        list(clf.classify(tmp_path / "empty"))
+    (tmp_path / "top" / "sub").mkdir(parents=True)
+    write_color_image(tmp_path / "top" / "a.png", "red")
+    with pytest.warns(UserWarning, match="sub-folder"):
+        assert [r.label for r in clf.classify(tmp_path / "top")] == ["red"]
+
+
+def test_predict_batch_and_classify_agree_on_odd_inputs(color_model_path, tmp_path):
+    clf = Classifier.load(color_model_path, provider="cpu")
+    odd = [np.zeros((4, 4, 2), np.uint8), b"", tmp_path / "missing.png"]
+    results = clf.predict_batch(odd)
+    assert [r.ok for r in results] == [False, False, False]
+    assert "image array" in results[0].error and "empty" in results[1].error
+    assert "no such file" in results[2].error
+    with pytest.raises(ValueError, match="color_order"):
+        clf.predict_batch(odd, color_order="bgra")

@@ -12,7 +12,7 @@ import importlib
 
 import click
 
-from edgecnn import __version__
+from edgecnn._version import __version__
 from edgecnn.errors import EdgecnnError
 
 #: verb -> (module, attribute, one-line help shown in ``edgecnn --help``)

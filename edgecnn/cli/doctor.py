@@ -28,7 +28,9 @@ def doctor(as_json: bool) -> None:
         f"({data['window_reason']})",
         f"cameras: {', '.join(data['cameras']) or 'none found'}",
         f"CPU: {cpu['model']}, {cpu['cores']} cores; "
-        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["flags"].items()),
+        + ", ".join(
+            f"{flag} {'yes' if cpu[flag] else 'no'}" for flag in ("avx2", "avx512", "vnni", "neon")
+        ),
         "int8: "
         + (
             "VNNI present: int8 without reduce_range"

@@ -105,6 +105,12 @@ def load_classifier(kwargs: dict[str, Any]) -> Classifier:
     threads = kwargs.pop("threads")
     values = {key: kwargs.pop(key) for key in _FOREIGN_KEYS}
     foreign = None
+    describing = [f"--{key.replace('_', '-')}" for key in _FOREIGN_KEYS[2:] if values[key]]
+    if describing and not (values["labels"] and values["input_size"]):
+        raise click.UsageError(
+            f"{', '.join(describing)} describe a model without edgecnn metadata and need "
+            "--labels and --input-size too"
+        )
     if values["labels"] or values["input_size"]:
         if not (values["labels"] and values["input_size"]):
             raise ModelError("--labels and --input-size are needed together")
