@@ -144,9 +144,10 @@ def export_pair(
 
 def keras_model(arch: str, labels: tuple[str, ...], path: Path) -> object:
     """The ``arch`` network from ``edgecnn.train`` (random weights), saved to ``path``; cached."""
-    from edgecnn.train.architectures import build_model, import_keras
+    from edgecnn import _deps
+    from edgecnn.train.architectures import build_model
 
-    keras = import_keras()
+    keras = _deps.keras()
     if path.exists():
         return keras.models.load_model(path, compile=False)
     model = build_model(arch, len(labels))

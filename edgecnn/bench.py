@@ -18,7 +18,6 @@ TensorFlow. The report is a JSON-ready dict; :mod:`edgecnn.benchreport` renders 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgecnn.errors import EdgecnnError, MissingDependencyError
+from edgecnn import _deps
+from edgecnn.errors import EdgecnnError
 from edgecnn.machine import OtherLoad, available_cores, environment, others_share, sha256
 from edgecnn.pipeline import Pipeline, load_item
 from edgecnn.result import STAGES
@@ -428,7 +428,7 @@ class Benchmark:
 
     # --------------------------------------------------------------- keras
     def _load_keras(self) -> Any:
-        keras = import_keras()
+        keras = _deps.keras()
         self.progress(f"loading {self.keras_path} in Keras")
         started = time.perf_counter()
         try:
@@ -447,7 +447,7 @@ class Benchmark:
 
     def _keras_tutorial(self, model: Any) -> None:
         """The tutorials' pipeline: ``image_dataset_from_directory`` + ``model.predict``."""
-        keras = import_keras()
+        keras = _deps.keras()
         height, width, channels = (int(d) for d in model.inputs[0].shape[1:4])
         fit = self.model_info[0]["fit"] if self.model_info else "crop"
         self.progress("Keras tutorial pipeline: image_dataset_from_directory + predict")
@@ -656,15 +656,3 @@ def _read_all(items: Sequence[Item]) -> None:
 
 def _is_jpeg(path: str | None) -> bool:
     return bool(path) and str(path).lower().endswith((".jpg", ".jpeg"))
-
-
-def import_keras() -> Any:
-    """Import Keras (TensorFlow) for ``--keras`` only, or say which extra installs it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    try:
-        import keras
-        import tensorflow  # noqa: F401  (the backend must import too)
-    except ImportError as exc:
-        raise MissingDependencyError("tensorflow", "train") from exc
-    return keras

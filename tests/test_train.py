@@ -181,9 +181,9 @@ def test_run_dir_with_model_needs_force(tiny_shapes: Path, tmp_path) -> None:
 def test_missing_tensorflow_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
-        "from edgecnn.train.architectures import import_keras\n"
+        "from edgecnn._deps import keras\n"
         "from edgecnn.errors import MissingDependencyError\n"
-        "try:\n    import_keras()\nexcept MissingDependencyError as e:\n    print(e)\n"
+        "try:\n    keras()\nexcept MissingDependencyError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'edgecnn[train]'" in out.stdout

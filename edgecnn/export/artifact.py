@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export import _deps
 from edgecnn.spec import METADATA_KEY, ModelSpec
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export import _deps
 from edgecnn.export.normalization import Normalization
 from edgecnn.spec import InputSpec
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export import _deps
 from edgecnn.export.normalization import Normalization
 from edgecnn.spec import InputSpec
 

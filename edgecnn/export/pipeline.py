@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn import _deps
 from edgecnn._version import __version__
 from edgecnn.errors import DatasetError, ExportError
-from edgecnn.export import _deps, artifact, convert, images, keras_model, quantize, verify
+from edgecnn.export import artifact, convert, images, keras_model, quantize, verify
 from edgecnn.export.normalization import Normalization
 from edgecnn.export.report import format_table, measure_latency
 from edgecnn.export.source import InputOverrides, ModelSource, resolve_source

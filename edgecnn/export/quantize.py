@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export import _deps
 from edgecnn.export.convert import INPUT_NAME
 
 METHODS = ("minmax", "entropy", "percentile")

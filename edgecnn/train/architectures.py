@@ -14,22 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgecnn.errors import EdgecnnError, MissingDependencyError
-
-
-def import_keras() -> Any:
-    """Import Keras (TensorFlow backend) quietly, or say which extra installs it."""
-    import os
-
-    # 3 also hides "failed call to cuInit" on CPU-only machines; real failures still raise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    try:
-        import keras
-        import tensorflow  # noqa: F401  (the backend must be importable too)
-    except ImportError as exc:
-        raise MissingDependencyError("tensorflow", "train") from exc
-    return keras
+from edgecnn import _deps
+from edgecnn.errors import EdgecnnError
 
 
 @dataclass(frozen=True)
@@ -256,7 +242,7 @@ def build_model(
     channels: int | None = None,
 ) -> Any:
     """Build the Keras model: Input ``image`` (float32 0..255) -> Rescaling(1/255) -> network."""
-    keras = import_keras()
+    keras = _deps.keras()
     spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
     if num_classes < 2:
         raise EdgecnnError(f"a classifier needs at least 2 classes, not {num_classes}")
@@ -275,7 +261,7 @@ def build_model(
 
 def make_optimizer(name: str, learning_rate: float) -> Any:
     """Keras optimizer by name (adam, rmsprop, sgd)."""
-    keras = import_keras()
+    keras = _deps.keras()
     choices = {
         "adam": keras.optimizers.Adam,
         "rmsprop": keras.optimizers.RMSprop,
@@ -288,6 +274,6 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
 
 def make_loss(name: str) -> Any:
     """The loss for integer class labels (equivalent to categorical CE on one-hot labels)."""
-    keras = import_keras()
+    keras = _deps.keras()
     from_logits = name.endswith("_from_logits")
     return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn import _deps
 from edgecnn._version import __version__
 from edgecnn.datasets import discover, resolve_splits
 from edgecnn.errors import DatasetError, EdgecnnError
@@ -27,7 +28,6 @@ from edgecnn.train import report as reports
 from edgecnn.train.architectures import (
     build_model,
     get_architecture,
-    import_keras,
     make_loss,
     make_optimizer,
 )
@@ -150,7 +150,7 @@ def train(
             f"{dataset.root}: no validation images; add a validation/ folder or use --val-split"
         )
     run_dir = prepare_run_dir(out, force)
-    keras = import_keras()
+    keras = _deps.keras()
     keras.utils.set_random_seed(seed)
 
     caches: dict[str, Cache] = {}

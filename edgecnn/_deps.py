@@ -1,7 +1,8 @@
 """Lazy imports of the heavy workstation stack (TensorFlow, Keras, tf2onnx, onnx).
 
-Export is the only place these are needed; importing ``edgecnn.export`` stays cheap and a
-missing package becomes a :class:`~edgecnn.errors.MissingDependencyError` with the install hint.
+The one place these are imported, for training, export, ``eval`` of Keras models and
+``bench --keras``: importing any edgecnn module stays cheap, and a missing package becomes a
+:class:`~edgecnn.errors.MissingDependencyError` naming the extra that installs it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ def _require(module: str, package: str) -> ModuleType:
 
 
 def tensorflow() -> ModuleType:
-    """``tensorflow``, imported quietly (no C++ info logs, no GPU probing noise)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """``tensorflow``, imported quietly: log level 3 also hides "failed call to cuInit" on
+    CPU-only machines (real failures still raise)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return _require("tensorflow", "tensorflow")
 
 
 def keras() -> ModuleType:
-    """``keras`` (3.x), after TensorFlow so the TensorFlow backend is used."""
+    """``keras`` (3.x) on the TensorFlow backend (TensorFlow is imported first)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     tensorflow()
     return _require("keras", "keras")
 
