@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _data
 
 from edgecnn import benchreport
-from edgecnn.bench import Benchmark, Settings, environment, parse_list
+from edgecnn.bench import Benchmark, Settings, parse_list
+from edgecnn.machine import environment
+from edgecnn.reportfile import write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {
@@ -189,8 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, report in reports.items():
         print(f"\n== ({'a' if name == 'large' else 'b'}) {name} images ==")
         print(benchreport.terminal(report))
-        benchreport.write_json(report, args.out / f"{name}.json")
-        (args.out / f"{name}.md").write_text(benchreport.markdown(report), encoding="utf-8")
+        write_json(args.out / f"{name}.json", report)
+        write_text(args.out / f"{name}.md", benchreport.markdown(report))
         try:
             benchreport.plot(report, args.out / f"{name}.png")
         except Exception as exc:  # a missing matplotlib must not lose the measurements
@@ -220,16 +222,14 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "ratios.md").write_text("\n".join(table) + "\n", encoding="utf-8")
     if memory:
         print(f"peak RSS: {json.dumps({k: round(v, 3) for k, v in memory.items()})}")
-    (args.out / "ratios.json").write_text(
-        json.dumps(
-            {
-                "rounds": rounds,
-                "median": summary,
-                "memory": memory,
-                "date": time.strftime("%Y-%m-%d %H:%M"),
-            },
-            indent=2,
-        )
+    write_json(
+        args.out / "ratios.json",
+        {
+            "rounds": rounds,
+            "median": summary,
+            "memory": memory,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        },
     )
 
 

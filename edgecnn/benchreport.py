@@ -1,14 +1,14 @@
 """Rendering a benchmark report (the dict :class:`edgecnn.bench.Benchmark` returns) for people:
-a terminal table, a Markdown document and a PNG plot (matplotlib, imported only here)."""
+a terminal table, a Markdown document and a PNG plot (matplotlib via :mod:`edgecnn.plots`).
+The JSON file is the report itself, written with :func:`edgecnn.reportfile.write_json`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import MissingDependencyError
+from edgecnn import plots
 
 _LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "max")
 
@@ -204,20 +204,9 @@ def _short(name: str) -> str:
     return name.removesuffix(".onnx")
 
 
-def write_json(report: dict[str, Any], path: str | Path) -> None:
-    """Write the full report (raw samples included) as JSON."""
-    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
 def plot(report: dict[str, Any], path: str | Path) -> None:
     """PNG: per-image latency distribution per configuration, and throughput per batch size."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "train") from exc
+    plt = plots.pyplot()
     rows = report["model_only"]
     panels = 3 if report["end_to_end"] else 2
     first = max(6.0, 0.3 * len(rows))
@@ -269,5 +258,4 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)

@@ -12,16 +12,14 @@ and unreadable images are reported with their error, never silently dropped.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgecnn.errors import DatasetError, MissingDependencyError, ModelError
+from edgecnn import plots
+from edgecnn.errors import DatasetError, ModelError
 from edgecnn.export.images import EVAL_SPLITS, Labelled, list_images, load_images, pick_split
 from edgecnn.metrics import classification_report, format_report
 
@@ -185,36 +183,7 @@ def format_evaluation(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict[str, Any], path: str | Path) -> None:
-    """The full report as JSON."""
-    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
 def plot_confusion(report: dict[str, Any], path: str | Path) -> None:
     """The confusion matrix as a PNG (row-normalised colours, counts written in the cells)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "train") from exc
-    matrix = np.asarray(report["confusion_matrix"])
-    labels = report["labels"]
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
-    side = max(4.0, 0.6 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(side, side))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{os.path.basename(report['model'])}: accuracy {report['accuracy']:.2%}")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                    color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    title = f"{os.path.basename(report['model'])}: accuracy {report['accuracy']:.2%}"
+    plots.confusion_matrix(path, report["confusion_matrix"], report["labels"], title)

@@ -16,16 +16,16 @@ from edgecnn import benchreport
 from edgecnn.bench import (
     BenchError,
     Benchmark,
-    OtherLoad,
     Settings,
     machine_limit,
     model_names,
-    others_share,
     parse_list,
     verdict,
 )
 from edgecnn.cli import cli
-from edgecnn.machine import cpu_info
+from edgecnn.errors import EdgecnnError
+from edgecnn.machine import OtherLoad, cpu_info, others_share
+from edgecnn.reportfile import write_json
 from edgecnn.runtime import Classifier
 from edgecnn.stats import latency_stats
 from tests.models import color_model, save
@@ -177,6 +177,28 @@ def test_cli_writes_json_markdown_plot(
     assert report["schema"] == 1 and len(report["end_to_end"]) == 2
     assert "| model | threads | batch |" in Path(f"{out}.md").read_text()
     assert Path(f"{out}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown", "--plot"])
+def test_bad_output_path_fails_before_measuring(
+    flag: str, color_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_run(self: Benchmark) -> dict:
+        raise AssertionError("measured before checking the output path")
+
+    monkeypatch.setattr(Benchmark, "run", no_run)
+    result = run_bench(str(color_model_path), flag, str(tmp_path / "missing" / "r.out"))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {flag} ") and "does not exist" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_write_errors_become_edgecnn_errors(tmp_path: Path) -> None:
+    with pytest.raises(EdgecnnError, match="cannot write"):
+        write_json(tmp_path / "gone" / "r.json", {"a": 1})
+    write_json(tmp_path / "odd.json", {"path": "caf\udce9.jpg", "label": "é"})
+    assert json.loads((tmp_path / "odd.json").read_text("utf-8")) == {
+        "path": "caf\udce9.jpg", "label": "é"}  # fmt: skip
 
 
 def test_markdown_and_terminal_render_partial_reports(color_model_path: Path) -> None:

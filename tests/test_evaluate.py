@@ -80,6 +80,24 @@ def test_eval_bad_folders_fail_with_one_line(
     assert result.output.count("\n") == 1
 
 
+@pytest.mark.parametrize("flag", ["--json", "--png"])
+def test_eval_bad_output_path_fails_before_evaluating(
+    flag: str, color_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgecnn.evaluate
+
+    def no_eval(*args: object, **kwargs: object) -> dict:
+        raise AssertionError("evaluated before checking the output path")
+
+    monkeypatch.setattr(edgecnn.evaluate, "evaluate", no_eval)
+    data = colour_dataset(tmp_path / "d")
+    result = CliRunner().invoke(
+        cli, ["eval", str(color_model_path), str(data), flag, str(tmp_path / "no" / "x")]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {flag} ") and "does not exist" in result.output
+
+
 def test_eval_onnx_imports_no_tensorflow(color_model_path: Path, tmp_path: Path) -> None:
     data = colour_dataset(tmp_path / "d")
     code = f"""

@@ -80,7 +80,13 @@ def bench(
     prints what was measured so far.
     """
     from edgecnn import benchreport
+    from edgecnn.reportfile import write_json, write_text
+    from edgecnn.sinks import check_writable
 
+    outputs = {"--json": json_out, "--markdown": md_out, "--plot": plot_out}
+    for flag, path in outputs.items():
+        if path:
+            check_writable(path, flag)  # before minutes of measuring, not after
     settings = Settings(
         batch_sizes=tuple(b for b in parse_list(batch_sizes) if b is not None),
         threads=parse_list(threads, allow_auto=True),
@@ -106,10 +112,9 @@ def bench(
     if not quiet:
         click.echo(benchreport.terminal(report))
     if json_out:
-        benchreport.write_json(report, json_out)
+        write_json(json_out, report, "--json")
     if md_out:
-        with open(md_out, "w", encoding="utf-8") as fh:
-            fh.write(benchreport.markdown(report))
+        write_text(md_out, benchreport.markdown(report), "--markdown")
     if plot_out:
         benchreport.plot(report, plot_out)
     if report["interrupted"]:

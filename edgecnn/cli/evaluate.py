@@ -68,7 +68,12 @@ def evaluate(
     else DATA_DIR/<class>/*; class folders are named like the model's labels.
     """
     from edgecnn import evaluate as ev
+    from edgecnn.reportfile import write_json
+    from edgecnn.sinks import check_writable
 
+    for flag, path in (("--json", json_path), ("--png", png_path)):
+        if path:
+            check_writable(path, flag)  # before the evaluation, not after
     keras_options = None
     if not ev.is_onnx(model):
         from edgecnn.export.normalization import parse_normalization
@@ -109,7 +114,7 @@ def evaluate(
             bar.render_finish()
     click.echo(ev.format_evaluation(report))
     if json_path:
-        ev.write_json(report, json_path)
+        write_json(json_path, report, "--json")
         click.echo(f"json: {json_path}")
     if png_path:
         ev.plot_confusion(report, png_path)

@@ -1,15 +1,13 @@
-"""What a training run leaves for people: history.csv, history.png, report.json and the
-confusion-matrix picture. matplotlib is imported lazily with the Agg backend (no display)."""
+"""What a training run leaves for people: history.csv and history.png (report.json and the
+confusion matrix are written with :mod:`edgecnn.reportfile` and :mod:`edgecnn.plots`)."""
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from edgecnn import plots
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -31,18 +29,9 @@ def write_history_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:
             writer.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_history(path: Path, rows: Sequence[dict[str, float]], title: str) -> None:
     """Loss and accuracy curves, train vs validation, best validation epoch marked."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
@@ -61,32 +50,4 @@ def plot_history(path: Path, rows: Sequence[dict[str, float]], title: str) -> No
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_confusion(path: Path, matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> None:
-    """Confusion matrix (rows true, columns predicted), counts in the cells."""
-    plt = _pyplot()
-    m = np.asarray(matrix)
-    size = max(4.0, 0.6 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
-    ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    limit = m.max() / 2 if m.size else 0
-    for (i, j), value in np.ndenumerate(m):
-        ax.text(
-            j, i, str(value), ha="center", va="center", color="white" if value > limit else "black"
-        )
-    ax.set_title(f"test accuracy {np.trace(m) / max(m.sum(), 1):.3f}")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Pretty JSON, UTF-8, trailing newline."""
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plots.save(fig, path, dpi=100)

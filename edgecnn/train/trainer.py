@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn import _deps
+from edgecnn import _deps, plots
 from edgecnn._version import __version__
 from edgecnn.datasets import discover, resolve_splits
 from edgecnn.errors import DatasetError, EdgecnnError
 from edgecnn.metrics import classification_report
+from edgecnn.reportfile import write_json
 from edgecnn.spec import InputSpec
 from edgecnn.train import report as reports
 from edgecnn.train.architectures import (
@@ -221,9 +222,12 @@ def train(
     test_report = None
     if "test" in caches:
         test_report = _evaluate(model, caches["test"], labels, batch_size, spec_arch.output)
-        reports.write_json(run_dir / "report.json", test_report)
-        reports.plot_confusion(
-            run_dir / "confusion_matrix.png", test_report["confusion_matrix"], labels
+        write_json(run_dir / "report.json", test_report)
+        plots.confusion_matrix(
+            run_dir / "confusion_matrix.png",
+            test_report["confusion_matrix"],
+            labels,
+            f"test accuracy {test_report['accuracy']:.3f}",
         )
     seconds = time.perf_counter() - started
     skipped = [s for c in caches.values() for s in c.skipped]
@@ -283,8 +287,8 @@ def train(
         "versions": {"keras": keras.__version__, "tensorflow": _tf_version()},
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    reports.write_json(run_dir / "labels.json", {"labels": list(labels)})
-    reports.write_json(run_dir / "config.json", config)
+    write_json(run_dir / "labels.json", {"labels": list(labels)})
+    write_json(run_dir / "config.json", config)
     reports.write_history_csv(run_dir / "history.csv", rows)
     reports.plot_history(
         run_dir / "history.png", rows, f"{spec_arch.name}: best {monitor} at epoch {best + 1}"
