@@ -42,8 +42,10 @@ _UNICODE = int(cv2.__version__.split(".")[0]) >= 5  # OpenCV 5 draws Unicode wit
 
 
 def _ascii(text: str) -> str:
-    """OpenCV 4's Hershey fonts draw ASCII only: other characters become '?', not garbage."""
-    return text if _UNICODE else text.encode("ascii", "replace").decode("ascii")
+    """OpenCV 4's Hershey fonts draw ASCII only: other characters become '?', not garbage
+    (and undecodable bytes of a file name never reach OpenCV, whose C++ API crashes on them)."""
+    encoding = "utf-8" if _UNICODE else "ascii"
+    return text.encode(encoding, "replace").decode(encoding)
 
 
 def _panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.6) -> None:

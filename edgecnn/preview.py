@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.sinks import display
 
 DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "edgecnnframe"
@@ -246,7 +247,7 @@ class Preview:
             reason = exc.strerror or str(exc)
             raise EdgecnnError(f"{where}: cannot listen there ({reason})") from None
         server.hub = self._hub
-        server.title = escape(self._title)
+        server.title = escape(display(self._title))  # any file name, also not UTF-8
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(

@@ -12,12 +12,22 @@ Two timings, because two kinds of source need opposite behaviour:
 * **files** (videos, images): every frame, in order (or every n-th with ``every``); a reader
   thread decodes the next frames while the model runs. A truncated video ends cleanly.
 
+Image files are decoded by :func:`edgecnn.preprocess.decode` with the model's input spec (the
+reduced-size JPEG decode, the pixel-count guard, the truncated-JPEG check), so ``live`` on a
+folder sees exactly the pixels ``classify`` sees. OpenCV is never handed a path that is not
+valid UTF-8 (its C++ API crashes on them): images are read by Python, and such a video, device
+or URL is refused with a :class:`SourceError`.
+
+Only the reader thread releases a capture it has started reading (in its ``finally``), so
+:meth:`FrameSource.close` is safe from any thread.
+
 Each :class:`Frame` carries its capture time (``time.perf_counter()`` just after the grab), so
 the caller can report capture-to-label latency.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import queue
@@ -32,8 +42,10 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import SourceError
-from edgecnn.preprocess import read_bytes
+from edgecnn.preprocess import decode
+from edgecnn.sinks import display
 from edgecnn.sources import scan
+from edgecnn.spec import InputSpec
 
 Notify = Callable[[str], None]
 
@@ -44,6 +56,26 @@ BACKOFF = (0.5, 10.0)
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _GLOB_CHARS = frozenset("*?[")
+#: File signatures of the still-image formats OpenCV decodes (what ``cv2.haveImageReader``
+#: looks for), checked in Python so that OpenCV never sees the path.
+_IMAGE_MAGIC = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"BM",
+    b"II*\x00",  # TIFF, little- and big-endian, BigTIFF
+    b"MM\x00*",
+    b"II+\x00",
+    b"MM\x00+",
+    b"GIF87a",
+    b"GIF89a",
+    b"\x00\x00\x00\x0cjP  \r\n\x87\n",  # JPEG 2000 (JP2), then its raw codestream
+    b"\xff\x4f\xff\x51",
+    b"v/1\x01",  # OpenEXR
+    b"#?RADIANCE",
+    b"#?RGBE",
+    b"\x59\xa6\x6a\x95",  # Sun raster
+)
+_PNM = re.compile(rb"^P[1-7FfH][\s]")  # PBM / PGM / PPM / PAM / PFM
 
 
 @dataclass(frozen=True)
@@ -51,7 +83,7 @@ class Frame:
     """One frame: BGR pixels (None when an image could not be read: see ``error``)."""
 
     index: int  #: position in the source (captured frames counted, dropped ones included)
-    image: np.ndarray | None
+    image: np.ndarray | None  #: BGR; gray ``HxW`` for a gray model's image files
     captured: float  #: ``time.perf_counter()`` when the frame was grabbed / decoded
     timestamp: float  #: wall-clock ``time.time()`` at the same moment
     name: str  #: printable origin, e.g. ``clip.mp4#12`` or an image path
@@ -82,21 +114,49 @@ def locate(source: str | int | os.PathLike[str]) -> Location:
     if text.startswith("file://"):
         text = text[len("file://") :]
     elif _URL.match(text):
-        return Location("url", text, _redact(text))
+        return Location("url", _for_opencv(text, "URL"), _redact(text))
+    name = display(text)
     if text.startswith("/dev/"):
         if not os.path.exists(text):
-            raise SourceError(f"{text}: no such camera device")
-        return Location("camera", text, text)
+            raise SourceError(f"{name}: no such camera device")
+        return Location("camera", _for_opencv(text, "device path"), name)
     if os.path.isdir(text):
-        return Location("images", text, text)
+        return Location("images", text, name)
     if os.path.isfile(text):
-        kind = "images" if cv2.haveImageReader(text) else "video"
-        return Location(kind, text, text)
+        if is_image_file(text):
+            return Location("images", text, name)
+        return Location("video", _for_opencv(text, "video path"), name)
     if _GLOB_CHARS & set(text):
-        return Location("images", text, text)
+        return Location("images", text, name)
     if os.path.lexists(text):
-        raise SourceError(f"{text}: not a regular file, folder or device")
-    raise SourceError(f"{text}: no such file, folder, camera index or URL")
+        raise SourceError(f"{name}: not a regular file, folder or device")
+    raise SourceError(f"{name}: no such file, folder, camera index or URL")
+
+
+def is_image_file(path: str) -> bool:
+    """True when the file starts like a still image OpenCV decodes (read in Python: OpenCV
+    crashes on paths that are not valid UTF-8). Unreadable files count as videos, whose
+    opening then says what is wrong."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    return webp or head.startswith(_IMAGE_MAGIC) or _PNM.match(head) is not None
+
+
+def _for_opencv(text: str, what: str) -> str:
+    """``text`` unchanged when OpenCV can be given it: VideoCapture has no bytes API and
+    crashes on a str holding undecodable (surrogate-escaped) bytes, so those are refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SourceError(
+            f"{display(text)}: this {what} is not valid UTF-8, and OpenCV cannot open such "
+            "names; rename it (or link it under a UTF-8 name)"
+        ) from None
+    return text
 
 
 def _redact(url: str) -> str:
@@ -139,9 +199,15 @@ def open_capture(location: Location) -> cv2.VideoCapture:
 
 
 class FrameSource:
-    """Base of the frame sources: iterate :class:`Frame` objects, then :meth:`close`."""
+    """Base of the frame sources: iterate :class:`Frame` objects, then :meth:`close`.
+
+    A source reads in one thread of its own (started by :meth:`_start_reader`); from then on
+    that thread alone releases the device or file, in its ``finally``, so closing from any
+    thread never frees a capture while it is being read."""
 
     live = False
+    #: How long :meth:`close` waits for the reader thread to finish (seconds).
+    join_timeout = 2.0
 
     def __init__(self, location: Location, notify: Notify | None = None) -> None:
         self.location = location
@@ -156,13 +222,32 @@ class FrameSource:
         #: Why the source ended, once it has ("end of file", "stream ended", ...).
         self.ended: str | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
+    def _start_reader(self, target: Callable[[], None]) -> threading.Thread | None:
+        """Start the reader thread once (None when the source was closed before it started)."""
+        with self._lock:
+            if self._reader is None and not self._stop.is_set():
+                self._reader = threading.Thread(target=target, name="edgecnn-reader", daemon=True)
+                self._reader.start()
+            return self._reader
+
+    def _release(self) -> None:
+        """Free what the constructor opened; called by :meth:`close` only if no reader ran."""
+
     def close(self) -> None:
-        """Stop reading and release the device or file (idempotent)."""
-        self._stop.set()
+        """Stop reading and release the device or file (idempotent, safe from any thread)."""
+        with self._lock:
+            self._stop.set()
+            reader = self._reader
+        if reader is None:
+            self._release()
+        elif reader is not threading.current_thread():
+            reader.join(self.join_timeout)  # it releases the capture itself, in its finally
 
     def __enter__(self) -> FrameSource:
         return self
@@ -175,17 +260,23 @@ def _stamp() -> tuple[float, float]:
     return time.perf_counter(), time.time()
 
 
-class _Prefetch:
-    """Runs a frame generator in a thread, ``depth`` frames ahead, stopping when told to."""
+class _FileSource(FrameSource):
+    """Base of the file sources (videos, image folders): every frame (every ``every``-th) in
+    order, produced by :meth:`_frames` in the reader thread up to two frames ahead."""
 
     _END = object()
 
-    def __init__(self, produce: Callable[[], Iterator[Frame]], stop: threading.Event) -> None:
+    def __init__(
+        self, location: Location, every: int = 1, loop: bool = False, notify: Notify | None = None
+    ) -> None:
+        super().__init__(location, notify)
+        self.every = max(1, every)
+        self.loop = loop
         self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
-        self._stop = stop
-        self._produce = produce
-        self._thread = threading.Thread(target=self._work, name="edgecnn-reader", daemon=True)
-        self._thread.start()
+
+    def _frames(self) -> Iterator[Frame]:
+        """The frames, read in the reader thread; its ``finally`` releases what it holds."""
+        raise NotImplementedError
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -198,14 +289,18 @@ class _Prefetch:
 
     def _work(self) -> None:
         try:
-            for frame in self._produce():
-                if not self._put(frame):
-                    return
+            with contextlib.closing(self._frames()) as frames:  # its finally runs in this thread
+                for frame in frames:
+                    if not self._put(frame):
+                        return
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
+            return
         self._put(self._END)
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._start_reader(self._work) is None:
+            return
         while not self._stop.is_set():
             try:
                 item = self._queue.get(timeout=0.2)
@@ -217,78 +312,76 @@ class _Prefetch:
                 raise item
             yield item  # type: ignore[misc]
 
-    def join(self, timeout: float = 2.0) -> None:
-        self._thread.join(timeout)
 
-
-class VideoFileSource(FrameSource):
+class VideoFileSource(_FileSource):
     """Every frame of a video file in order (every ``every``-th), decoded one step ahead."""
 
     def __init__(
         self, location: Location, every: int = 1, loop: bool = False, notify: Notify | None = None
     ) -> None:
-        super().__init__(location, notify)
-        self.every = max(1, every)
-        self.loop = loop
+        super().__init__(location, every, loop, notify)
         self._capture = open_capture(location)  # fail now, before anything starts
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and fps > 0 else None
         self.announced = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self._prefetch: _Prefetch | None = None
 
     def _frames(self) -> Iterator[Frame]:
         index = 0
         capture = self._capture
-        while not self._stop.is_set():
-            position = 0
+        try:
             while not self._stop.is_set():
-                if position % self.every:
-                    ok = capture.grab()  # skipped: no colour conversion
-                    if ok:
-                        self.skipped += 1
-                else:
-                    ok, image = capture.read()
-                    if ok:
-                        now, wall = _stamp()
-                        yield Frame(index, image, now, wall, f"{self.name}#{position}")
-                if not ok:
-                    break
-                position += 1
-                index += 1
-            if self._stop.is_set():
-                return
-            if 0 < position < self.announced - max(2, self.announced // 50):  # estimates vary
-                self.notify(
-                    f"{self.name}: ended after {position} of the {self.announced} frames its "
-                    "header announces (truncated or corrupt file?)"
-                )
-            if not self.loop or position == 0:
-                self.ended = "end of file" if position else "no readable frames"
-                return
+                position = 0
+                while not self._stop.is_set():
+                    if position % self.every:
+                        ok = capture.grab()  # skipped: no colour conversion
+                        if ok:
+                            self.skipped += 1
+                    else:
+                        ok, image = capture.read()
+                        if ok:
+                            now, wall = _stamp()
+                            yield Frame(index, image, now, wall, f"{self.name}#{position}")
+                    if not ok:
+                        break
+                    position += 1
+                    index += 1
+                if self._stop.is_set():
+                    return
+                if 0 < position < self.announced - max(2, self.announced // 50):  # estimates vary
+                    self.notify(
+                        f"{self.name}: ended after {position} of the {self.announced} frames its "
+                        "header announces (truncated or corrupt file?)"
+                    )
+                if not self.loop or position == 0:
+                    self.ended = "end of file" if position else "no readable frames"
+                    return
+                capture.release()
+                capture = open_capture(self.location)
+        finally:
             capture.release()
-            capture = self._capture = open_capture(self.location)
 
-    def __iter__(self) -> Iterator[Frame]:
-        self._prefetch = _Prefetch(self._frames, self._stop)
-        yield from self._prefetch
-
-    def close(self) -> None:
-        super().close()
-        if self._prefetch is not None:
-            self._prefetch.join()
+    def _release(self) -> None:
         self._capture.release()
 
 
-class ImageFolderSource(FrameSource):
+class ImageFolderSource(_FileSource):
     """Images of a folder or glob pattern, in sorted order, as a stream; unreadable files come
-    through as frames carrying their error, so each file yields exactly one result."""
+    through as frames carrying their error, so each file yields exactly one result.
+
+    Files are decoded by :func:`edgecnn.preprocess.decode` with ``spec`` (the model's input),
+    exactly as ``classify`` decodes them; without a spec, at full size in BGR."""
 
     def __init__(
-        self, location: Location, every: int = 1, loop: bool = False, notify: Notify | None = None
+        self,
+        location: Location,
+        spec: InputSpec | None = None,
+        every: int = 1,
+        loop: bool = False,
+        notify: Notify | None = None,
     ) -> None:
-        super().__init__(location, notify)
-        self.every = max(1, every)
-        self.loop = loop
+        super().__init__(location, every, loop, notify)
+        self.spec = spec or InputSpec(1, 1)
+        self._reduce = spec is not None
         found = scan([str(location.target)])
         for note in found.notes:
             self.notify(note)
@@ -296,7 +389,6 @@ class ImageFolderSource(FrameSource):
         if not self.items:
             reason = found.items[0].error if found.items else "no files in it"
             raise SourceError(f"{location.name}: no images to play ({reason})")
-        self._prefetch: _Prefetch | None = None
 
     def _frames(self) -> Iterator[Frame]:
         index = 0
@@ -313,27 +405,14 @@ class ImageFolderSource(FrameSource):
                 self.ended = "end of images"
                 return
 
-    @staticmethod
-    def _read(index: int, path: str) -> Frame:
+    def _read(self, index: int, path: str) -> Frame:
         image, error = None, None
         try:
-            data = read_bytes(path)
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                error = "cannot decode: not an image or corrupt"
+            image = decode(path, self.spec, reduce=self._reduce)
         except Exception as exc:  # ImageError and friends: one result row with the reason
             error = getattr(exc, "reason", None) or str(exc)
         now, wall = _stamp()
         return Frame(index, image, now, wall, path, error)
-
-    def __iter__(self) -> Iterator[Frame]:
-        self._prefetch = _Prefetch(self._frames, self._stop)
-        yield from self._prefetch
-
-    def close(self) -> None:
-        super().close()
-        if self._prefetch is not None:
-            self._prefetch.join()
 
 
 class LiveSource(FrameSource):
@@ -341,6 +420,7 @@ class LiveSource(FrameSource):
     the newest frame; frames nobody took before the next one arrived are counted as dropped."""
 
     live = True
+    join_timeout = NETWORK_TIMEOUT_MS / 1000 + 1  # a grab may block until the network timeout
 
     def __init__(
         self,
@@ -355,19 +435,18 @@ class LiveSource(FrameSource):
         self.reconnect = reconnect
         self.loop = loop
         self.reconnects = 0
-        self._capture: cv2.VideoCapture | None = open_capture(location)
+        self._capture = open_capture(location)  # the grabber thread takes it over
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         self._paced = location.kind == "video"  # a file played as if it were a camera
         self._cond = threading.Condition()
         self._newest: Frame | None = None
         self._done = False
-        self._thread: threading.Thread | None = None
 
     # ----------------------------------------------------------------- grabber thread
     def _grab_loop(self) -> None:
         index = 0
-        capture = self._capture
+        capture: cv2.VideoCapture | None = self._capture
         start = time.perf_counter()
         paced = 0
         try:
@@ -411,7 +490,6 @@ class LiveSource(FrameSource):
         """After the stream stopped: reopen it with back-off (``reconnect``/``loop``) or end."""
         if capture is not None:
             capture.release()
-        self._capture = None
         if self._paced and not self.loop:
             self.ended = "end of file"
             return None
@@ -434,17 +512,13 @@ class LiveSource(FrameSource):
             if not self._paced:  # a looping file restarting is not a reconnection
                 self.reconnects += 1
                 self.notify(f"{self.name}: reopened (reconnect {self.reconnects})")
-            self._capture = capture
             return capture
         return None
 
     # ----------------------------------------------------------------- consumer side
     def __iter__(self) -> Iterator[Frame]:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._grab_loop, name="edgecnn-grabber", daemon=True
-            )
-            self._thread.start()
+        if self._start_reader(self._grab_loop) is None:
+            return
         while True:
             with self._cond:
                 while self._newest is None and not self._done and not self._stop.is_set():
@@ -454,14 +528,14 @@ class LiveSource(FrameSource):
                 return
             yield frame
 
+    def _release(self) -> None:
+        self._capture.release()
+
     def close(self) -> None:
-        super().close()
-        with self._cond:
+        self._stop.set()
+        with self._cond:  # wake the consumer now rather than at its next poll
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(NETWORK_TIMEOUT_MS / 1000 + 1)
-        elif self._capture is not None:
-            self._capture.release()
+        super().close()
 
 
 def open_source(
@@ -471,6 +545,7 @@ def open_source(
     reconnect: bool = False,
     realtime: bool | None = None,
     loop: bool = False,
+    spec: InputSpec | None = None,
     notify: Notify | None = None,
 ) -> FrameSource:
     """Open a frame source by URI (see the module doc). Raises :class:`SourceError` naming the
@@ -478,12 +553,13 @@ def open_source(
 
     ``realtime``: None = by kind (cameras and URLs live, files every frame); True plays a video
     file at its frame rate with newest-frame semantics (rehearse a camera offline); False reads
-    a network stream frame by frame. ``loop`` restarts files at their end.
+    a network stream frame by frame. ``loop`` restarts files at their end. ``spec``: the
+    model's input, with which image files are decoded exactly as ``classify`` decodes them.
     """
     location = locate(source)
     live = location.live if realtime is None else realtime
     if location.kind == "images":
-        return ImageFolderSource(location, every, loop, notify)
+        return ImageFolderSource(location, spec, every, loop, notify)
     if live:
         return LiveSource(location, every, reconnect, loop, notify)
     return VideoFileSource(location, every, loop, notify)
