@@ -11,7 +11,7 @@ import click
 
 from edgecnn.cli.options import with_classifier
 from edgecnn.errors import EdgecnnError
-from edgecnn.live import Stream, VideoOutput, check_writable, close_all, open_outputs, play
+from edgecnn.live import run
 from edgecnn.runtime import Classifier
 from edgecnn.sinks import display
 
@@ -130,50 +130,27 @@ def live(
             err=True,
         )
 
-    for path, what in ((save, "--save"), (jsonl, "--jsonl")):
-        if path:
-            check_writable(path, what)  # before the camera opens
     if classifier.provider_note:
         say(f"note: {classifier.provider_note}")
-    stream = Stream(
-        classifier,
-        source,
-        every=every,
-        top_k=top_k,
-        smooth=smooth,
-        min_score=min_score,
-        max_frames=max_frames,
-        reconnect=reconnect,
-        realtime=realtime,
-        loop=loop,
-        notify=note,
-    )
-    try:
-        outputs = open_outputs(
-            stream,
+    with _sigterm_as_interrupt():
+        summary = run(
+            classifier,
+            source,
             show=show,
             serve=serve,
             save=save,
             jsonl=jsonl,
             console=not quiet,
             notify=note,
+            verbose=say,
+            every=every,
+            top_k=top_k,
+            smooth=smooth,
+            min_score=min_score,
+            max_frames=max_frames,
+            reconnect=reconnect,
+            realtime=realtime,
+            loop=loop,
         )
-    except BaseException:
-        stream.close()
-        raise
-    say(f"source: {stream.describe()}; model {classifier.path} on {classifier.provider}")
-    try:
-        with _sigterm_as_interrupt():
-            play(stream, outputs)
-    finally:
-        problems = close_all(outputs)
-        stream.close()
-        summary = stream.summary()
-        say(summary.text())
-        for output in outputs:
-            if isinstance(output, VideoOutput):
-                say(f"saved {output.frames} annotated frames to {output.path}")
-        for problem in problems:
-            note(f"warning: closing {problem}")
     if summary.frames and not summary.labelled:
         raise EdgecnnError(f"no frame could be labelled ({summary.failed} failed)")
