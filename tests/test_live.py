@@ -12,11 +12,13 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import cv2
@@ -26,18 +28,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError, SourceError
-from edgecnn.live import (
-    FrameResult,
-    JsonlOutput,
-    Output,
-    Smoother,
-    Stream,
-    VideoOutput,
-    close_all,
-    display_problem,
-    play,
-    run,
-)
+from edgecnn.live import FrameResult, Smoother, Stream, play, run
+from edgecnn.outputs import JsonlOutput, Output, VideoOutput, close_all, display_problem
 from edgecnn.overlay import BAR, Annotation, annotate
 from edgecnn.preview import Preview, parse_address
 from edgecnn.runtime import Classifier
@@ -308,6 +300,110 @@ def test_a_failing_output_keeps_what_was_written_and_the_summary(
         range(13)
     )
     assert read_video(out)[0] == 13
+
+
+# --------------------------------------------------------------------------- image decoding
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose (valid) header claims ``width`` x ``height`` pixels, with no pixel data."""
+    fields = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    ihdr = (
+        struct.pack(">I", 13) + b"IHDR" + fields + struct.pack(">I", zlib.crc32(b"IHDR" + fields))
+    )
+    return b"\x89PNG\r\n\x1a\n" + ihdr + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def test_image_folder_sees_the_pixels_classify_sees(classifier: Classifier, tmp_path: Path) -> None:
+    """A large JPEG is decoded at reduced size by classify; live on its folder must match it
+    exactly, and refuse what classify refuses (truncated JPEG, absurd pixel counts)."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:1200, 0:1600]
+    image = np.stack([x * 255 // 1600, y * 255 // 1200, (x + y) * 255 // 2800], -1)
+    image = np.clip(image + rng.integers(-40, 40, image.shape), 0, 255).astype(np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    big = folder / "a_big.jpg"
+    big.write_bytes(jpeg.tobytes())
+    (folder / "b_truncated.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])
+    (folder / "c_bomb.png").write_bytes(_png_header_only(20000, 20000))
+    expected = classifier.predict(str(big), top_k=3)
+    full = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)  # what live used to do: a full-size decode
+    assert not np.array_equal(classifier.prepare(full), classifier.prepare(str(big)))
+    with Stream(classifier, str(folder), top_k=3) as stream:
+        results = list(stream)
+    assert results[0].prediction.top == expected.top  # identical probabilities
+    assert "truncated JPEG" in (results[1].prediction.error or "")
+    assert "refused" in (results[2].prediction.error or "")
+
+
+# --------------------------------------------------------------------------- closing
+def test_closing_from_another_thread_leaves_the_capture_to_its_reader(
+    classifier: Classifier, tmp_path: Path
+) -> None:
+    video = write_video(tmp_path / "loop.avi", SEQUENCE[:6])
+    unread = open_source(str(video))
+    unread.close()  # never read: close itself releases the capture
+    assert not unread._capture.isOpened()  # type: ignore[attr-defined]
+    with Stream(classifier, str(video), loop=True) as stream:
+        for n, _ in enumerate(stream, 1):
+            if n == 20:  # looped more than once; stop from elsewhere, mid-read
+                stopper = threading.Thread(target=stream.stop, args=("stopped elsewhere",))
+                stopper.start()
+                stopper.join(10)
+    reader = stream.source._reader
+    assert reader is not None and not reader.is_alive()
+    assert stream.summary().ended == "stopped elsewhere"
+
+
+# --------------------------------------------------------------------------- non-UTF-8 names
+def _live_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """``edgecnn live`` in a child process (a segfault fails the test instead of pytest), with
+    strict UTF-8 stdout so that an unprintable name cannot slip through."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    env.pop("DISPLAY", None)
+    command = [sys.executable, "-m", "edgecnn", "live", "--no-show", *args]
+    return subprocess.run(command, capture_output=True, cwd=cwd, env=env, timeout=60)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="non-UTF-8 file names need a byte-named FS")
+def test_non_utf8_names_are_labelled_written_and_printed(
+    color_model_path: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_color_image(folder / "a.png", "red")
+    write_color_image(os.fsdecode(bytes(folder) + b"/b\xff.png"), "green")
+    done = _live_process("-m", str(color_model_path), "-s", "frames", "--jsonl", "e.jsonl",
+                         cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"frames/b\\xff.png: green" in done.stdout  # console: printable, escaped
+    events = (tmp_path / "e.jsonl").read_bytes()  # file: the name's own bytes, as classify
+    assert b'"source": "frames/b\xff.png"' in events and b'"label": "green"' in events
+    alone = os.fsdecode(b"c\xff.png")
+    write_color_image(tmp_path / alone, "blue")
+    done = _live_process("-m", str(color_model_path), "-s", alone, "--jsonl", "-", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.decode("utf-8", "surrogateescape"))["source"] == alone
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="non-UTF-8 file names need a byte-named FS")
+def test_non_utf8_video_paths_are_a_clear_error_not_a_crash(
+    color_model_path: Path, tmp_path: Path
+) -> None:
+    video = write_video(tmp_path / "v.avi", SEQUENCE[:3])
+    os.rename(video, os.fsdecode(bytes(tmp_path) + b"/vid\xff.avi"))
+    done = _live_process("-m", str(color_model_path), "-s", os.fsdecode(b"vid\xff.avi"),
+                         cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert b"Error: vid\\xff.avi: this video path is not valid UTF-8" in done.stderr
+    write_video(tmp_path / "v.avi", SEQUENCE[:3])
+    os.mkdir(bytes(tmp_path) + b"/out\xff")
+    save = os.fsdecode(b"out\xff/v.avi")
+    done = _live_process("-m", str(color_model_path), "-s", "v.avi", "--save", save,
+                         cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert b"Error: --save out\\xff/v.avi: the name is not valid UTF-8" in done.stderr
 
 
 # --------------------------------------------------------------------------- preview
