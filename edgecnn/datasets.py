@@ -6,6 +6,10 @@ Two layouts are understood:
   ``valid``) and ``DIR/test/<class>/*``;
 * flat: ``DIR/<class>/*``, split into train / validation (/ test) by ratios and a seed.
 
+:func:`discover` reads a training dataset; :func:`find_images` reads one folder for calibration,
+verification and ``edgecnn eval``. Both walk folders the same way (:func:`_class_files`) and
+return every file they leave out with the reason, so a caller can report it.
+
 Class order is the sorted folder names of the training split. Splits are stratified per class
 and seeded per class name, so adding a class never reshuffles the others, and the same files +
 the same seed always give the same split.
@@ -27,13 +31,19 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import DatasetError, ImageError
+from edgecnn.machine import available_cores
 from edgecnn.preprocess import decode
 from edgecnn.spec import InputSpec
 
-#: File extensions treated as images (OpenCV decodes all of them); others are listed, not read.
+#: File extensions treated as images (OpenCV decodes them; one it cannot is reported as
+#: unreadable by whoever loads it); other files are listed as ignored, never read.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
-)
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".jif", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff",
+     ".ppm", ".pgm", ".pbm", ".pnm"}
+)  # fmt: skip
+#: An image file and its class (the class folder's name), or None outside class folders.
+Labelled = tuple[Path, str | None]
+NOT_AN_IMAGE = "not an image file extension"
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {
     "train": "train",
@@ -75,7 +85,7 @@ def _class_files(folder: Path, ignored: list[tuple[str, str]]) -> list[Path]:
             if path.suffix.lower() in IMAGE_EXTENSIONS:
                 found.append(path)
             else:
-                ignored.append((str(path), "not an image file extension"))
+                ignored.append((str(path), NOT_AN_IMAGE))
     return sorted(found)
 
 
@@ -146,6 +156,59 @@ def discover(data_dir: str | Path) -> Dataset:
             f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove them"
         )
     return Dataset(root=root, layout=layout, labels=labels, files=files, ignored=ignored)
+
+
+@dataclass
+class ImageFiles:
+    """What :func:`find_images` found: the folder read, its images, and the files left out."""
+
+    folder: Path
+    images: list[Labelled]
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def pick_split(root: Path, prefer: Sequence[str]) -> Path:
+    """``root/<split>`` for the first preferred split that exists as a folder, else ``root``."""
+    for name in prefer:
+        if (root / name).is_dir():
+            return root / name
+    return root
+
+
+def find_images(
+    folder: str | Path, prefer: Sequence[str] = (), labels: Sequence[str] | None = None
+) -> ImageFiles:
+    """Every image file under ``folder`` (or its first existing ``prefer`` split sub-folder).
+
+    Immediate sub-folders are classes (``<class>/**/*``); images directly inside are unlabelled
+    (label None), as are class folders not in ``labels`` when it is given. Files without an image
+    extension go to ``ignored``. Raises DatasetError for a missing folder or one without images.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError(
+            f"{root}: image folder does not exist" if not root.exists() else f"{root}: not a folder"
+        )
+    base = pick_split(root, prefer)
+    known = None if labels is None else set(labels)
+    images: list[Labelled] = []
+    ignored: list[tuple[str, str]] = []
+    for entry in sorted(base.iterdir()):
+        if _is_hidden(entry.name):
+            continue
+        if entry.is_dir():
+            label = entry.name if known is None or entry.name in known else None
+            images += [(path, label) for path in _class_files(entry, ignored)]
+        elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append((entry, None))
+        else:
+            ignored.append((str(entry), NOT_AN_IMAGE))
+    if not images:
+        extra = f" ({len(ignored)} other file(s))" if ignored else ""
+        raise DatasetError(
+            f"{base}: no image files{extra}; expected {', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    return ImageFiles(base, images, ignored)
 
 
 def split_indices(n: int, ratios: Sequence[float], seed: int, key: str = "") -> list[np.ndarray]:
@@ -304,7 +367,7 @@ def inspect(
         for label, paths in by_label.items()
         for path in paths
     ]
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers or available_cores()) as pool:
         infos = []
         for done, info in enumerate(pool.map(lambda j: _probe(j[2]), jobs), start=1):
             infos.append(info)

@@ -6,8 +6,9 @@ The same numbers for the artifact users deploy (``.onnx``, run through the edge 
 
 Data folder rule: ``DATA_DIR/test/<class>/*`` when a ``test`` folder exists, else
 ``DATA_DIR/<class>/*``. Class folders must be named like the model's labels (a subset is fine);
-a folder that is not a label is an error, images outside class folders are counted and ignored,
-and unreadable images are reported with their error, never silently dropped.
+a folder that is not a label is an error. Nothing is dropped silently: files without an image
+extension and images outside class folders are listed as ``ignored`` (with the reason), and
+images that cannot be decoded as ``failures`` (with the error), on the terminal and in the JSON.
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import plots
+from edgecnn.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, ModelError
-from edgecnn.export.images import EVAL_SPLITS, Labelled, list_images, load_images, pick_split
+from edgecnn.export.images import load_images
 from edgecnn.metrics import classification_report, format_report
 
 Progress = Callable[[int, int], None]
+#: The split sub-folder eval prefers when DATA_DIR has one.
+EVAL_SPLITS = ("test",)
+OUTSIDE_CLASSES = "image outside any class folder"
+#: Ignored / unreadable files listed on the terminal (all of them are in the JSON report).
+SHOWN = 10
 
 
 def is_onnx(model: str | Path) -> bool:
@@ -31,23 +38,28 @@ def is_onnx(model: str | Path) -> bool:
     return Path(model).suffix.lower() == ".onnx"
 
 
-def labelled_images(data_dir: str | Path, labels: tuple[str, ...]) -> tuple[list[Labelled], int]:
-    """(path, label) pairs under the folder rule, and the count of unlabelled images ignored."""
-    found = list_images(data_dir, EVAL_SPLITS)
-    unknown = sorted({label for _, label in found if label is not None and label not in labels})
+def labelled_images(
+    data_dir: str | Path, labels: tuple[str, ...]
+) -> tuple[list[Labelled], list[dict[str, str]], Path]:
+    """(path, label) pairs under the folder rule, the files ignored (path + reason), and the
+    folder read. Class folders must be labels of the model."""
+    found = find_images(data_dir, EVAL_SPLITS)
+    unknown = sorted({label for _, label in found.images if label and label not in labels})
     if unknown:
         shown = ", ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
         raise DatasetError(
-            f"{pick_split(Path(data_dir), EVAL_SPLITS)}: class folder(s) {', '.join(unknown)} "
+            f"{found.folder}: class folder(s) {', '.join(unknown)} "
             f"are not labels of the model ({shown})"
         )
-    items = [item for item in found if item[1] is not None]
+    items = [item for item in found.images if item[1] is not None]
+    ignored = [{"path": str(p), "reason": OUTSIDE_CLASSES} for p, lb in found.images if lb is None]
+    ignored += [{"path": path, "reason": reason} for path, reason in found.ignored]
     if not items:
         raise DatasetError(
             f"{data_dir}: no images in class folders; expected DATA_DIR/<class>/* "
             "or DATA_DIR/test/<class>/*"
         )
-    return items, len(found) - len(items)
+    return items, ignored, found.folder
 
 
 def _eval_onnx(
@@ -57,12 +69,12 @@ def _eval_onnx(
     threads: int | None,
     batch_size: int,
     progress: Progress | None,
-) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]], int, int]:
+) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.runtime import Classifier
 
     clf = Classifier.load(model, provider=provider, threads=threads)
     labels = clf.spec.labels
-    items, ignored = labelled_images(data_dir, labels)
+    items, ignored, folder = labelled_images(data_dir, labels)
     index = {label: i for i, label in enumerate(labels)}
     y_true, y_pred, failures = [], [], []
     predictions = clf.classify([str(p) for p, _ in items], batch_size=batch_size)
@@ -80,8 +92,11 @@ def _eval_onnx(
         "precision": clf.spec.precision,
         "provider": clf.provider,
         "labels": list(labels),
+        "data_dir": str(folder),
+        "ignored": ignored,
+        "total": len(items),
     }
-    return info, y_true, y_pred, failures, ignored, len(items)
+    return info, y_true, y_pred, failures
 
 
 def _eval_keras(
@@ -90,7 +105,7 @@ def _eval_keras(
     batch_size: int,
     options: dict[str, Any],
     progress: Progress | None,
-) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]], int, int]:
+) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.export import keras_model
     from edgecnn.export.normalization import Normalization
     from edgecnn.export.source import InputOverrides, resolve_source
@@ -102,7 +117,7 @@ def _eval_keras(
     output = source.output
     if output == "auto":
         output = keras_model.detect_output(kmodel, source.input, normalization)
-    items, ignored = labelled_images(data_dir, source.labels)
+    items, ignored, folder = labelled_images(data_dir, source.labels)
     index = {label: i for i, label in enumerate(source.labels)}
     y_true, y_pred, failures = [], [], []
     for start in range(0, len(items), batch_size):
@@ -121,8 +136,11 @@ def _eval_keras(
         "precision": "keras",
         "provider": "tensorflow",
         "labels": list(source.labels),
+        "data_dir": str(folder),
+        "ignored": ignored,
+        "total": len(items),
     }
-    return info, y_true, y_pred, failures, ignored, len(items)
+    return info, y_true, y_pred, failures
 
 
 def evaluate(
@@ -148,17 +166,19 @@ def evaluate(
         result = _eval_onnx(model, data_dir, provider, threads, batch_size, progress)
     else:
         result = _eval_keras(model, data_dir, batch_size, keras_options or {}, progress)
-    info, y_true, y_pred, failures, ignored, total = result
+    info, y_true, y_pred, failures = result
+    total = info.pop("total")
     if not y_true:
-        raise DatasetError(f"{data_dir}: none of the {total} images could be read")
+        first = f" (first: {failures[0]['path']}: {failures[0]['error']})" if failures else ""
+        raise DatasetError(f"{data_dir}: none of the {total} images could be read{first}")
     report = classification_report(y_true, y_pred, info["labels"])
+    ignored = info["ignored"]
     report.update(
         {
             **info,
-            "data_dir": str(pick_split(Path(data_dir), EVAL_SPLITS)),
             "failed": len(failures),
             "failures": failures,
-            "ignored_unlabelled": ignored,
+            "ignored_unlabelled": sum(1 for i in ignored if i["reason"] == OUTSIDE_CLASSES),
             "seconds": round(time.perf_counter() - started, 3),
         }
     )
@@ -172,14 +192,14 @@ def format_evaluation(report: dict[str, Any]) -> str:
         f"on {report['data_dir']}"
     )
     lines = [head, format_report(report)]
-    if report["failed"]:
-        first = report["failures"][0]
-        lines.append(
-            f"unreadable: {report['failed']} image(s) not counted, e.g. {first['path']}: "
-            f"{first['error']}"
-        )
-    if report["ignored_unlabelled"]:
-        lines.append(f"ignored: {report['ignored_unlabelled']} image(s) outside class folders")
+    failures = [(f["path"], f["error"]) for f in report["failures"]]
+    ignored = [(i["path"], i["reason"]) for i in report["ignored"]]
+    for title, rows in (("unreadable", failures), ("ignored", ignored)):
+        if rows:
+            lines.append(f"{title}: {len(rows)} file(s) not counted:")
+            lines += [f"  {path}: {reason}" for path, reason in rows[:SHOWN]]
+            if len(rows) > SHOWN:
+                lines.append(f"  ... {len(rows) - SHOWN} more (all in the --json report)")
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from edgecnn.cli import cli
 from edgecnn.datasets import (
     check_ratios,
     discover,
+    find_images,
     inspect,
     parse_ratios,
     resolve_splits,
@@ -63,6 +64,20 @@ def test_discover_flat_sorts_classes_and_lists_ignored(flat: Path) -> None:
     assert ds.labels == ("a_dog", "b_cat", "c_cow")
     assert ds.counts() == {"all": {"a_dog": 10, "b_cat": 10, "c_cow": 10}}
     assert [Path(p).name for p, _ in ds.ignored] == ["notes.txt"]
+
+
+def test_find_images_shares_discovery_and_lists_what_it_leaves_out(flat: Path) -> None:
+    (flat / "loose.jfif").write_bytes((flat / "a_dog" / "00.jpg").read_bytes())
+    found = find_images(flat, prefer=("test",), labels=("a_dog", "b_cat"))
+    assert found.folder == flat  # no test/ sub-folder
+    assert len(found.images) == 31
+    labels = {label for _, label in found.images}
+    assert labels == {"a_dog", "b_cat", None}  # c_cow is not a label given: unlabelled
+    assert (flat / "loose.jfif", None) in found.images
+    assert [Path(p).name for p, _ in found.ignored] == ["notes.txt"]
+    assert discover(flat).files["all"]["a_dog"] == [
+        p for p, label in found.images if label == "a_dog"
+    ]
 
 
 def test_discover_split_layout(tmp_path: Path) -> None:

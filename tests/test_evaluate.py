@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
+from edgecnn.datasets import find_images
 from edgecnn.errors import DatasetError
 from edgecnn.evaluate import evaluate
-from edgecnn.export.images import list_images, sample_evenly
+from edgecnn.export.images import sample_evenly
 from tests import keras_models as km
 from tests.conftest import write_color_image
 
@@ -42,14 +43,43 @@ def test_eval_onnx_reports_metrics_failures_json_and_png(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "accuracy: 1.0000 on 9 images" in result.output
-    assert "unreadable: 1 image(s)" in result.output and "broken.png" in result.output
+    assert "unreadable: 1 file(s)" in result.output and "broken.png" in result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["confusion_matrix"] == [[3, 0, 0], [0, 3, 0], [0, 0, 3]]
     assert report["format"] == "onnx" and report["provider"] == "CPUExecutionProvider"
     assert report["data_dir"].endswith("test") and report["ignored_unlabelled"] == 1
+    assert report["ignored"] == [
+        {"path": str(data / "loose.png"), "reason": "image outside any class folder"}]  # fmt: skip
     assert report["failures"][0]["path"].endswith("broken.png")
     assert {row["label"] for row in report["per_class"]} == {"red", "green", "blue"}
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_counts_every_image_and_lists_every_ignored_file(
+    color_model_path: Path, tmp_path: Path
+) -> None:
+    """A .jfif / .gif is evaluated like classify would; any other file is listed, not dropped."""
+    import cv2
+
+    data = colour_dataset(tmp_path / "d", per_class=2)
+    red = cv2.imread(str(data / "red" / "0.png"))
+    assert cv2.imwrite(str(data / "red" / "photo.jpg"), red)
+    (data / "red" / "photo.jpg").rename(data / "red" / "photo.jfif")
+    gif = cv2.imencode(".gif", red)[1] if cv2.haveImageWriter("x.gif") else None
+    if gif is not None:
+        (data / "red" / "anim.gif").write_bytes(gif.tobytes())
+    (data / "green" / "notes.txt").write_text("not an image")
+    (data / "blue" / ".DS_Store").write_bytes(b"hidden")
+    result = CliRunner().invoke(
+        cli, ["eval", str(color_model_path), str(data), "--json", str(tmp_path / "r.json")]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    red_support = next(r["support"] for r in report["per_class"] if r["label"] == "red")
+    assert red_support == 3 + (gif is not None) and report["failed"] == 0
+    notes = {"path": str(data / "green" / "notes.txt"), "reason": "not an image file extension"}
+    assert report["ignored"] == [notes]
+    assert "ignored: 1 file(s) not counted" in result.output and "notes.txt" in result.output
 
 
 def test_eval_on_a_subset_of_classes(color_model_path: Path, tmp_path: Path) -> None:
@@ -115,7 +145,7 @@ print("no-tf")
 def test_sampling_is_balanced_and_deterministic(tmp_path: Path) -> None:
     colour_dataset(tmp_path / "train", per_class=5, classes=("red",))
     colour_dataset(tmp_path / "train", per_class=20, classes=("green", "blue"))
-    items = list_images(tmp_path, ("train",))
+    items = find_images(tmp_path, ("train",)).images
     assert len(items) == 45 and {label for _, label in items} == {"red", "green", "blue"}
     picked = sample_evenly(items, 30)
     counts = {c: sum(1 for _, label in picked if label == c) for c in ("red", "green", "blue")}
@@ -124,7 +154,7 @@ def test_sampling_is_balanced_and_deterministic(tmp_path: Path) -> None:
     assert picked == sample_evenly(items, 30)
     assert sample_evenly(items, 100) == items
     with pytest.raises(DatasetError, match="does not exist"):
-        list_images(tmp_path / "x")
+        find_images(tmp_path / "x")
 
 
 @pytest.mark.slow

@@ -1,87 +1,27 @@
-"""Image folders for calibration, verification and evaluation (TensorFlow-free).
+"""Calibration and verification images: which split to read, balanced sampling, loading.
 
-Folder rule (the same for ``--calibration``, ``--verify`` and ``edgecnn eval``): when DIR holds a
-split sub-folder the command prefers (calibration: ``train``; verification: ``validation`` /
-``val`` / ``valid``, then ``test``; evaluation: ``test``), that sub-folder is used. Its immediate
-sub-folders are classes (``<class>/**/*.jpg``); image files directly inside it are unlabelled.
+Folders are found by :func:`edgecnn.datasets.find_images` (the folder rule shared with
+``edgecnn eval``): when DIR holds the split sub-folder a step prefers (calibration: ``train``;
+verification: ``validation`` / ``val`` / ``valid``, then ``test``), that sub-folder is read.
 Every image goes through :func:`edgecnn.preprocess.load_image`, the function the runtime uses.
+TensorFlow-free.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
-from edgecnn.errors import DatasetError, ImageError
+from edgecnn.datasets import Labelled
+from edgecnn.errors import ImageError
+from edgecnn.machine import available_cores
 from edgecnn.preprocess import load_image
 from edgecnn.spec import InputSpec
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
-)
 CALIBRATION_SPLITS = ("train",)
 VERIFY_SPLITS = ("validation", "val", "valid", "test")
-EVAL_SPLITS = ("test",)
-
-Labelled = tuple[Path, str | None]
-
-
-def _visible(name: str) -> bool:
-    return not name.startswith(".") and name not in ("__MACOSX", "Thumbs.db", "desktop.ini")
-
-
-def _walk(folder: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if _visible(d))
-        found += [Path(dirpath) / f for f in sorted(filenames) if _visible(f)]
-    return found
-
-
-def pick_split(root: Path, prefer: Sequence[str]) -> Path:
-    """``root/<split>`` for the first preferred split that exists as a folder, else ``root``."""
-    for name in prefer:
-        if (root / name).is_dir():
-            return root / name
-    return root
-
-
-def list_images(
-    folder: str | Path, prefer: Sequence[str] = (), labels: Sequence[str] | None = None
-) -> list[Labelled]:
-    """(path, label or None) for every image file under the folder, following the folder rule.
-
-    Labels are the class sub-folder names; with ``labels`` given, folders not among them count as
-    unlabelled. Raises DatasetError for a missing folder or one without image files.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DatasetError(
-            f"{root}: image folder does not exist" if not root.exists() else f"{root}: not a folder"
-        )
-    base = pick_split(root, prefer)
-    known = set(labels) if labels is not None else None
-    out: list[Labelled] = []
-    others = 0
-    for path in _walk(base):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            others += 1
-            continue
-        rel = path.relative_to(base).parts
-        label = rel[0] if len(rel) > 1 else None
-        if label is not None and known is not None and label not in known:
-            label = None
-        out.append((path, label))
-    if not out:
-        extra = f" ({others} other file(s))" if others else ""
-        raise DatasetError(
-            f"{base}: no image files{extra}; expected {', '.join(sorted(IMAGE_SUFFIXES))}"
-        )
-    return out
 
 
 def sample_evenly(items: Sequence[Labelled], count: int) -> list[Labelled]:
@@ -117,7 +57,7 @@ def load_images(
 
     Failures are ``(path, reason)`` pairs: a broken file is reported, never silently dropped.
     """
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, available_cores())
 
     def one(item: Labelled) -> np.ndarray | ImageError:
         try:
