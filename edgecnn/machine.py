@@ -17,7 +17,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 
 def available_cores() -> int:
@@ -28,8 +27,19 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: CPU flags of fast 8-bit dot products that do not saturate: AVX-512 VNNI (Cascade Lake and
+#: later Xeons, Zen 4), AVX-VNNI (Alder Lake and later), AMX int8 (Sapphire Rapids).
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
-    """CPU model name and the flags that decide speed (AVX2, AVX-512, VNNI)."""
+    """CPU model name and the flags that decide speed, read once from ``cpuinfo``.
+
+    ``avx2``, ``avx512`` (avx512f), ``neon`` (ARM asimd) and ``vnni``: any of
+    :data:`VNNI_FLAGS`, i.e. onnxruntime's uint8 x int8 kernels use ``vpdpbusd`` and int8
+    quantization needs no ``reduce_range``. Every key is present (False) where the file is
+    missing (not Linux).
+    """
     name = platform.processor() or platform.machine()
     flags: set[str] = set()
     try:
@@ -46,7 +56,7 @@ def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
         "model": name,
         "avx2": "avx2" in flags,
         "avx512": "avx512f" in flags,
-        "vnni": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}),
+        "vnni": bool(flags & VNNI_FLAGS),
         "neon": bool(flags & {"asimd", "neon"}),
         "cores": available_cores(),
         "logical_cpus": os.cpu_count(),
@@ -55,6 +65,8 @@ def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
     """Versions, CPU and load: enough to reproduce (or distrust) a result."""
+    import onnxruntime as ort  # here, so that dataset tools reading cpu_info do not load it
+
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:

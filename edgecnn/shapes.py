@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import DatasetError
+from edgecnn.machine import available_cores
 
 #: The classes, in sorted order (the order training will give them).
 SHAPE_LABELS: tuple[str, ...] = ("circle", "square", "star", "triangle")
@@ -107,7 +107,7 @@ def generate_shapes(
         path.write_bytes(buf.tobytes())
 
     counts: dict[str, dict[str, int]] = {}
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers or available_cores()) as pool:
         for done, job in enumerate(pool.map(work, jobs), start=1):
             del job
             if progress is not None:

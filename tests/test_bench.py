@@ -116,6 +116,24 @@ def test_cpu_info_reads_flags(tmp_path: Path) -> None:
     assert cpu["cores"] >= 1
 
 
+@pytest.mark.parametrize(
+    ("flags", "vnni"), [("avx2 avx_vnni", True), ("avx2 amx_int8", True), ("avx2 avx512f", False)]
+)
+def test_vnni_flag_decides_int8_reduce_range(
+    flags: str, vnni: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Export reads the CPU through machine.cpu_info, like bench and doctor."""
+    from edgecnn.export import quantize
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"model name\t: Test CPU\nflags\t\t: fpu {flags}\n")
+    assert cpu_info(str(info))["vnni"] is vnni
+    monkeypatch.setattr(quantize, "cpu_info", lambda: cpu_info(str(info)))
+    monkeypatch.setattr(quantize.platform, "machine", lambda: "x86_64")
+    assert quantize.default_reduce_range() is (not vnni)
+    assert cpu_info(str(tmp_path / "missing"))["vnni"] is False
+
+
 # ----------------------------------------------------------------------------- modes + schema
 
 

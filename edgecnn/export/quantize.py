@@ -24,28 +24,17 @@ import numpy as np
 from edgecnn import _deps
 from edgecnn.errors import ExportError
 from edgecnn.export.convert import INPUT_NAME
+from edgecnn.machine import cpu_info
 
 METHODS = ("minmax", "entropy", "percentile")
 _INT_TYPES = ("uint8", "int8")
 
 
-def cpu_has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU flags list AVX-512 VNNI, AVX-VNNI or AMX (fast 8-bit dot products)."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-    except OSError:
-        pass
-    return False
-
-
 def default_reduce_range() -> bool:
-    """reduce_range helps x86 CPUs without VNNI; elsewhere (ARM, VNNI) it only costs accuracy."""
-    machine = platform.machine().lower()
-    return machine in ("x86_64", "amd64", "i386", "i686") and not cpu_has_vnni()
+    """reduce_range helps x86 CPUs without VNNI (:func:`edgecnn.machine.cpu_info`'s ``vnni``);
+    elsewhere (ARM, VNNI) it only costs accuracy."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+    return x86 and not cpu_info()["vnni"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ Unreadable files are collected with their reason, never raised mid-epoch.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ImageError
+from edgecnn.machine import available_cores
 from edgecnn.preprocess import load_image
 from edgecnn.spec import InputSpec
 
@@ -69,7 +69,7 @@ def build_cache(
         ok[i] = True
         return None
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers or available_cores()) as pool:
         for done, (i, reason) in enumerate(enumerate(pool.map(work, range(n))), start=1):
             if reason is not None:
                 skipped.append((str(items[i][0]), reason))
