@@ -33,19 +33,14 @@ def info(model: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    import onnxruntime as ort
-
-    # Tensor names / shapes as stored in the file (a plain CPU session, separate from clf's).
-    session = ort.InferenceSession(clf.path, providers=["CPUExecutionProvider"])
-    inp, out = session.get_inputs()[0], session.get_outputs()[0]
     export = data.get("export") or {}
     s = spec.input
     rows = [
         ("file", f"{clf.path} ({os.path.getsize(clf.path) / 1e6:.2f} MB)"),
         ("labels", f"{spec.num_classes}: {', '.join(spec.labels)}"),
-        ("input", f"{inp.name} {inp.type} {list(inp.shape)}: {s.height}x{s.width}x{s.channels} "
-                  f"{s.color}, fit {s.fit}, {s.interpolation}"),
-        ("output", f"{out.name} {out.type} {list(out.shape)}"),
+        ("input", f"{clf.input_name} {clf.input_type} {clf.input_shape}: "
+                  f"{s.height}x{s.width}x{s.channels} {s.color}, fit {s.fit}, {s.interpolation}"),
+        ("output", f"{clf.output_name} {clf.output_type} {clf.output_shape}"),
         ("precision", spec.precision),
         ("opset", str(export.get("opset", "unknown"))),
         ("architecture", spec.architecture or "unknown"),

@@ -8,8 +8,6 @@ verified against both, and only a graph that passed the gates gets its metadata 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +17,14 @@ import numpy as np
 
 from edgecnn import _deps
 from edgecnn._version import __version__
+from edgecnn.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, ExportError
 from edgecnn.export import artifact, convert, images, keras_model, quantize, verify
 from edgecnn.export.normalization import Normalization
 from edgecnn.export.report import format_table, measure_latency
 from edgecnn.export.source import InputOverrides, ModelSource, resolve_source
+from edgecnn.machine import sha256
+from edgecnn.reportfile import to_json
 from edgecnn.spec import ModelSpec
 
 #: CLI precision names -> the precision recorded in the metadata.
@@ -71,26 +72,34 @@ class ExportResult:
         return format_table(self.report)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def shown_path(path: str | Path) -> str:
+    """The last two components of a folder (``data/test``): the metadata travels with the
+    model to other machines, the build machine's absolute paths must not."""
+    return Path(*Path(path).parts[-2:]).as_posix()
 
 
 def _folder_images(
-    folder: str | Path, prefer: tuple[str, ...], source: ModelSource, count: int, what: str
-) -> tuple[list[images.Labelled], str]:
+    folder: str | Path,
+    prefer: tuple[str, ...],
+    source: ModelSource,
+    count: int,
+    what: str,
+    warnings: list[str],
+) -> tuple[list[Labelled], str]:
     try:
-        found = images.list_images(folder, prefer, source.labels)
+        found = find_images(folder, prefer, source.labels)
     except DatasetError as exc:
         raise ExportError(f"{what}: {exc}") from exc
-    return images.sample_evenly(found, count), str(images.pick_split(Path(folder), prefer))
+    if found.ignored:
+        warnings.append(
+            f"{what}: ignored {len(found.ignored)} file(s) without an image extension, "
+            f"e.g. {found.ignored[0][0]}"
+        )
+    return images.sample_evenly(found.images, count), shown_path(found.folder)
 
 
 def _load(
-    items: list[images.Labelled], source: ModelSource, what: str, warnings: list[str]
+    items: list[Labelled], source: ModelSource, what: str, warnings: list[str]
 ) -> tuple[np.ndarray, list[str | None]]:
     batch, truth, failures = images.load_images(items, source.input)
     if failures and not len(batch):
@@ -116,6 +125,7 @@ def _calibration_set(
             source,
             options.calibration_count,
             "--calibration",
+            warnings,
         )
     elif source.validation:
         items = images.sample_evenly(list(source.validation), options.calibration_count)
@@ -136,7 +146,7 @@ def _verification_set(
 ) -> tuple[np.ndarray, list[str | None], str]:
     if options.verify is not None:
         items, where = _folder_images(
-            options.verify, images.VERIFY_SPLITS, source, options.verify_count, "--verify"
+            options.verify, images.VERIFY_SPLITS, source, options.verify_count, "--verify", warnings
         )
     elif source.validation or source.test:
         items = images.sample_evenly(list(source.validation or source.test), options.verify_count)
@@ -148,6 +158,7 @@ def _verification_set(
             source,
             options.verify_count,
             "--calibration",
+            warnings,
         )
         where += " (calibration folder)"
     else:
@@ -275,7 +286,7 @@ def export_model(
             "export": {
                 "opset": options.opset,
                 "source_model": source.model_path.name,
-                "source_sha256": _sha256(source.model_path),
+                "source_sha256": sha256(source.model_path),
                 "keras_output": output_kind,
                 "softmax_appended": output_kind == "logits",
                 "normalization": options.normalization.to_dict(),
@@ -314,5 +325,5 @@ def export_model(
         report_path = out.with_name(out.name + ".report.json")
         if out.suffix == ".onnx":
             report_path = out.with_suffix(".report.json")
-        artifact.write_atomic(report_path, (json.dumps(report, indent=2) + "\n").encode())
+        artifact.write_atomic(report_path, to_json(report).encode())
     return ExportResult(path=out, spec=spec, report=report, report_path=report_path)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.spec import InputSpec
+from edgecnn.stats import latency_stats
 
 BATCH = 32
 
@@ -21,13 +22,15 @@ BATCH = 32
 def _median_ms(fn: Any, budget_s: float, max_runs: int) -> float:
     fn()  # warm-up (allocations, kernel selection)
     fn()
-    times = []
+    samples_ms: list[float] = []
     start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < 5 or time.perf_counter() - start < budget_s):
+    while len(samples_ms) < max_runs and (
+        len(samples_ms) < 5 or time.perf_counter() - start < budget_s
+    ):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000.0)
+        samples_ms.append((time.perf_counter() - t0) * 1e3)
+    return latency_stats(samples_ms)["p50"]
 
 
 def measure_latency(sess: Any, spec: InputSpec, budget_s: float = 1.0) -> dict[str, float]:

@@ -9,27 +9,24 @@ points of top-1 agreement, an upper bound on the accuracy it can lose).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import ExportError
+from edgecnn.errors import ExportError, ModelError
 
 FP32_MIN_AGREEMENT = 0.999
 
 
 def session(model_bytes: bytes, threads: int | None = None) -> Any:
-    """A CPU onnxruntime session on serialized model bytes (nothing touches the disk)."""
-    import onnxruntime as ort
+    """A CPU session on serialized model bytes (nothing touches the disk), opened exactly as
+    the runtime opens models (:func:`edgecnn.providers.create_session`)."""
+    from edgecnn.providers import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     try:
-        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
+        return create_session(model_bytes, "cpu", threads)[0]
+    except ModelError as exc:
         raise ExportError(f"onnxruntime cannot load the exported graph: {exc}") from exc
 
 
