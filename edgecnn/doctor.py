@@ -2,7 +2,7 @@
 and the CPU features that decide whether int8 pays off.
 
 The facts come from the modules that act on them (``machine.cpu_info`` for quantization and
-benchmarks, ``live.display_problem`` for windows, ``providers.cuda_status`` for sessions), so
+benchmarks, ``outputs.display_problem`` for windows, ``providers.cuda_status`` for sessions), so
 doctor can never say something the rest of edgecnn disagrees with.
 """
 
@@ -43,7 +43,7 @@ def cameras() -> list[str]:
 
 def report() -> dict[str, Any]:
     """Everything ``edgecnn doctor`` prints, as a dict."""
-    from edgecnn.live import display_problem
+    from edgecnn.outputs import display_problem
 
     versions = {}
     for name in _PACKAGES:

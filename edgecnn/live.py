@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ImageError
-from edgecnn.outputs import Output, check_paths, close_all, display_problem, open_outputs
+from edgecnn.outputs import Output, check_paths, close_all, open_outputs
 from edgecnn.overlay import Annotation, annotate
 from edgecnn.result import Prediction
 from edgecnn.runtime import Classifier
@@ -47,7 +47,6 @@ __all__ = [
     "Smoother",
     "Stream",
     "Summary",
-    "display_problem",  # re-exported: edgecnn.doctor imports it from here
     "play",
     "run",
 ]
