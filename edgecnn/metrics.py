@@ -67,7 +67,7 @@ def classification_report(
 
 def format_report(report: dict[str, Any]) -> str:
     """A terminal table: per-class rows sorted by F1 (worst last), then accuracy and matrix."""
-    width = max([len("class"), *(len(row["label"]) for row in report["per_class"])])
+    width = max([len("macro avg"), *(len(row["label"]) for row in report["per_class"])])
     lines = [f"{'class':<{width}}  precision  recall     f1  support"]
     for row in sorted(report["per_class"], key=lambda r: -r["f1"]):
         lines.append(
