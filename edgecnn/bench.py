@@ -40,14 +40,10 @@ from edgecnn.stats import Tally, latency_stats
 __all__ = [
     "BenchError",
     "Benchmark",
-    "OtherLoad",
     "Settings",
-    "environment",
     "machine_limit",
     "model_names",
-    "others_share",
     "parse_list",
-    "sha256",
     "verdict",
 ]
 
@@ -57,6 +53,9 @@ SCHEMA = 1
 STAGE_SAMPLE = 100
 
 Progress = Callable[[str], None]
+#: Most progress updates per second: a terminal write per run of a sub-millisecond model would
+#: compete with the measured cores.
+PROGRESS_RATE = 5.0
 #: Pause before each interleaved chunk: TensorFlow's (or a spinning session's) idle threads
 #: busy-wait for a while after a run and would slow whichever model runs next.
 _SETTLE_S = 0.05
@@ -103,6 +102,22 @@ class Settings:
         if self.iterations is not None:
             return "iterations", float(self.iterations)
         return "duration", self.duration if self.duration is not None else 2.0
+
+
+def throttled(progress: Progress, rate: float = PROGRESS_RATE) -> Progress:
+    """``progress`` called at most ``rate`` times a second; messages in between are dropped
+    (the next one shown is newer anyway)."""
+    interval = 1.0 / rate
+    last = -interval
+
+    def show(message: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            progress(message)
+
+    return show
 
 
 def thread_label(threads: int | None) -> str:
@@ -198,7 +213,8 @@ class Benchmark:
         self.settings = settings
         self.images = None if images is None else Path(images)
         self.keras_path = None if keras is None else Path(keras)
-        self.progress = progress or (lambda message: None)
+        self.progress = progress or (lambda message: None)  # phase changes: always shown
+        self.tick = throttled(self.progress)  # inside timed loops: a few updates a second
         self.items: list[Item] = []
         self.model_info: list[dict[str, Any]] = []
         self.warmup: list[dict[str, Any]] = []
@@ -351,7 +367,7 @@ class Benchmark:
                     break
                 if mode == "duration" and time.perf_counter() - started >= share:
                     break
-                self.progress(f"{label}: {len(samples)} runs")
+                self.tick(f"{label}: {len(samples)} runs")
 
     # --------------------------------------------------------------- end to end
     def _end_to_end(
@@ -391,7 +407,7 @@ class Benchmark:
             tally.add(prediction.source, prediction.error, prediction.timings)
             entry["seconds"] = time.perf_counter() - started
             if tally.total % max(batch, 16) == 0:
-                self.progress(f"pipeline {label}: {tally.total}/{len(self.items)} images")
+                self.tick(f"pipeline {label}: {tally.total}/{len(self.items)} images")
             if limit is not None and entry["seconds"] >= limit and tally.total % batch == 0:
                 break
 
@@ -424,7 +440,7 @@ class Benchmark:
             t0 = time.perf_counter()
             classifier.top(row, 1)
             entry["postprocess"].append((time.perf_counter() - t0) * 1e3)
-            self.progress(f"stages {name}: {i + 1} images decoded on one core")
+            self.tick(f"stages {name}: {i + 1} images decoded on one core")
 
     # --------------------------------------------------------------- keras
     def _load_keras(self) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,18 @@ def test_write_errors_become_edgecnn_errors(tmp_path: Path) -> None:
         "path": "caf\udce9.jpg", "label": "é"}  # fmt: skip
 
 
+def test_progress_in_timed_loops_is_throttled(color_model_path: Path) -> None:
+    messages: list[str] = []
+    settings = Settings(batch_sizes=(1,), threads=(1,), iterations=3000, warmup=0)
+    started = time.monotonic()
+    report = Benchmark([str(color_model_path)], settings, progress=messages.append).run()
+    seconds = time.monotonic() - started
+    assert sum(len(r["samples_ms"]) for r in report["model_only"]) == 3000
+    runs = [m for m in messages if m.endswith(" runs")]
+    assert 1 <= len(runs) <= 2 + 5 * seconds, (len(runs), seconds)
+    assert any(m.startswith("loading") for m in messages)  # phase messages always shown
+
+
 def test_markdown_and_terminal_render_partial_reports(color_model_path: Path) -> None:
     run = Benchmark([str(color_model_path)], Settings(batch_sizes=(1,), threads=(1,), **FAST))
     run.run()
@@ -229,11 +242,8 @@ def test_markdown_and_terminal_render_partial_reports(color_model_path: Path) ->
 
 
 def test_ctrl_c_reports_what_was_measured(color_model_path: Path) -> None:
-    calls = {"n": 0}
-
     def progress(message: str) -> None:
-        calls["n"] += 1
-        if calls["n"] == 20:
+        if message.endswith(" runs"):  # inside the first timed loop
             raise KeyboardInterrupt
 
     settings = Settings(batch_sizes=(1, 2), threads=(1,), iterations=50, warmup=0)

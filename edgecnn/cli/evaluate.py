@@ -6,6 +6,9 @@ import sys
 
 import click
 
+from edgecnn.providers import PROVIDERS
+from edgecnn.spec import COLORS, FITS
+
 
 @click.command("eval")
 @click.argument("model", type=click.Path(path_type=str))
@@ -24,7 +27,7 @@ import click
 )
 @click.option(
     "--provider",
-    type=click.Choice(("auto", "cpu", "cuda")),
+    type=click.Choice(PROVIDERS),
     default="auto",
     show_default=True,
     help="ONNX models: execution provider.",
@@ -38,8 +41,8 @@ import click
     help="Keras models trained elsewhere: labels file.",
 )
 @click.option("--input-size", help="Keras models trained elsewhere: HxW.")
-@click.option("--color", type=click.Choice(("rgb", "bgr", "gray")))
-@click.option("--fit", type=click.Choice(("crop", "stretch", "pad")))
+@click.option("--color", type=click.Choice(COLORS), help="Keras models: channel order.")
+@click.option("--fit", type=click.Choice(FITS), help="Keras models: how photos are fitted.")
 @click.option("--scale", help="Keras models trained on 0..1 input: e.g. 1/255.")
 @click.option("--mean", help="Keras models: subtract after scaling (one or per channel).")
 @click.option("--std", help="Keras models: divide after subtracting (one or per channel).")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from edgecnn.export.quantize import METHODS
+from edgecnn.export.source import OUTPUT_KINDS
+from edgecnn.spec import COLORS, FITS, INTERPOLATIONS
+
 PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 
 
@@ -38,7 +42,7 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 )
 @click.option(
     "--calibration-method",
-    type=click.Choice(("minmax", "entropy", "percentile")),
+    type=click.Choice(METHODS),
     default="minmax",
     show_default=True,
 )
@@ -71,16 +75,12 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
     help="Labels file (one per line or JSON) for a model trained elsewhere.",
 )
 @click.option("--input-size", help="HxW the model expects, e.g. 224x224.")
-@click.option("--color", type=click.Choice(("rgb", "bgr", "gray")), help="Channel order.")
-@click.option(
-    "--fit",
-    type=click.Choice(("crop", "stretch", "pad")),
-    help="How photos are fitted to the input size.",
-)
-@click.option("--interpolation", type=click.Choice(("nearest", "bilinear", "bicubic", "area")))
+@click.option("--color", type=click.Choice(COLORS), help="Channel order.")
+@click.option("--fit", type=click.Choice(FITS), help="How photos are fitted to the input size.")
+@click.option("--interpolation", type=click.Choice(INTERPOLATIONS))
 @click.option(
     "--output-kind",
-    type=click.Choice(("auto", "probabilities", "logits")),
+    type=click.Choice(OUTPUT_KINDS),
     default="auto",
     show_default=True,
     help="What the Keras model outputs; logits get a softmax appended.",
