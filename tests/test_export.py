@@ -169,6 +169,9 @@ def test_int8_is_smaller_and_agrees_with_fp32(int8: Path, fp32: Path, data: Path
     assert quant["weights"] == "int8" and quant["per_channel"] is True
     assert isinstance(quant["reduce_range"], bool)
     assert quant["calibration_images"] == 300  # 100 per class from train/, sampled evenly
+    # the metadata travels to other machines: no absolute build-machine paths in it
+    assert quant["calibration_source"] == f"{data.name}/train"
+    assert spec.verification["source"] == f"{data.name}/test"
     assert quant["top1_agreement_vs_fp32"] >= 0.95
     assert spec.verification["accuracy"] >= spec.verification["accuracy_keras"] - 0.01
 
