@@ -4,8 +4,9 @@ Large photos: ~4000x2700 JPEGs drawn with :func:`edgecnn.shapes.draw_shape`, plu
 texture of sensor-like noise so each file is 1-3 MB and decodes like a real photo (flat images
 decode unrealistically fast). Small images: the shapes dataset at thumbnail size. Models: the
 ``plant`` architecture (random weights: speed does not depend on them) exported with
-``edgecnn.export`` to fp32 and static int8 (QDQ, uint8 activations, int8 per-channel weights,
-reduce_range on CPUs without VNNI).
+:func:`edgecnn.export.export_model` (what ``edgecnn export`` runs: verification against Keras,
+metadata, report) to fp32 and static int8 (QDQ, uint8 activations, int8 per-channel weights,
+reduce_range on CPUs without VNNI, calibrated on the photos sampled evenly over classes).
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecnn.machine import available_cores
+
 LARGE_SIZE = (2672, 4000)  # (height, width) of the plant-disease photos
 PLANT_SPEC = {"height": 256, "width": 256, "channels": 3, "color": "rgb", "fit": "crop"}
 PLANT_LABELS = ("Healthy", "Powdery", "Rust")
+#: Export: calibration and verification images, sampled evenly over the photos' class folders.
+CALIBRATION_COUNT = 64
+VERIFY_COUNT = 64
 
 
 def _say(message: str) -> None:
@@ -73,7 +79,7 @@ def large_photos(folder: Path, count: int) -> Path:
             tmp.write_bytes(_large_photo(i, bases))
             tmp.rename(path)
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(available_cores()) as pool:
         for n, _ in enumerate(pool.map(work, range(count)), 1):
             if n % 25 == 0:
                 _say(f"  {n}/{count} photos ({time.perf_counter() - started:.0f} s)")
@@ -107,38 +113,41 @@ def subset(source: Path, folder: Path, count: int) -> Path:
     return folder
 
 
-def _calibration(folder: Path, spec: object, count: int) -> np.ndarray:
-    from edgecnn.preprocess import load_image
-
-    paths = sorted(folder.glob("*/*.jpg"))[:: max(1, len(list(folder.glob("*/*.jpg"))) // count)]
-    return np.stack([load_image(p, spec) for p in paths[:count]])
-
-
 def export_pair(
-    model: object, spec: object, labels: tuple[str, ...], arch: str, images: Path, out: Path
+    keras_path: Path, spec: object, labels: tuple[str, ...], arch: str, images: Path, out: Path
 ) -> tuple[Path, Path]:
-    """Export a Keras model to ``out/<arch>-fp32.onnx`` and ``-int8.onnx`` (static QDQ)."""
-    from edgecnn.export.artifact import set_metadata
-    from edgecnn.export.convert import to_onnx
-    from edgecnn.export.normalization import Normalization
-    from edgecnn.export.quantize import QuantSettings, quantize_static
-    from edgecnn.spec import ModelSpec
+    """Export ``keras_path`` to ``out/<arch>-fp32.onnx`` and ``-int8.onnx`` with
+    :func:`edgecnn.export.export_model`, the code behind ``edgecnn export``: verified against
+    Keras on the photos, int8 calibrated on them (sampled evenly over the class folders)."""
+    from edgecnn.export import ExportOptions, export_model
+    from edgecnn.export.source import InputOverrides
 
     fp32, int8 = out / f"{arch}-fp32.onnx", out / f"{arch}-int8.onnx"
     if fp32.exists() and int8.exists():
         return fp32, int8
     _say(f"exporting {arch} to ONNX fp32 + int8 (once; cached) ...")
-    proto = to_onnx(model, spec, normalization=Normalization(), append_softmax=False)
-    base = ModelSpec(labels=labels, input=spec, precision="fp32", architecture=arch)
-    set_metadata(proto, base)
-    fp32.write_bytes(proto.SerializeToString())
-    settings = QuantSettings()
-    quantized = quantize_static(proto, _calibration(images, spec, 32), settings)
-    set_metadata(
-        quantized,
-        base.with_updates(precision="int8-static", quantization=settings.to_dict()),
+    labels_file = out / f"{arch}-labels.txt"
+    labels_file.write_text("\n".join(labels) + "\n", encoding="utf-8")
+    overrides = InputOverrides(
+        labels_file=str(labels_file),
+        input_size=f"{spec.height}x{spec.width}",
+        color=spec.color,
+        fit=spec.fit,
+        interpolation=spec.interpolation,
     )
-    int8.write_bytes(quantized.SerializeToString())
+    for path, precision in ((fp32, "fp32"), (int8, "int8")):
+        options = ExportOptions(
+            precision=precision,
+            overrides=overrides,
+            calibration=images,
+            calibration_count=CALIBRATION_COUNT,
+            verify=images,
+            verify_count=VERIFY_COUNT,  # the photos' folders are not labels: top-1 agreement gate
+            latency=False,
+        )
+        result = export_model(keras_path, path, options, log=lambda m: _say(f"  {m}"))
+        for warning in result.report["warnings"]:
+            _say(f"  warning: {warning}")
     return fp32, int8
 
 
@@ -164,9 +173,9 @@ def plant_models(folder: Path, images: Path) -> tuple[Path, Path, Path]:
     fp32, int8 = folder / "plant-fp32.onnx", folder / "plant-int8.onnx"
     if keras_path.exists() and fp32.exists() and int8.exists():
         return keras_path, fp32, int8
-    model = keras_model("plant", PLANT_LABELS, keras_path)
+    keras_model("plant", PLANT_LABELS, keras_path)
     spec = InputSpec(**PLANT_SPEC)
-    fp32, int8 = export_pair(model, spec, PLANT_LABELS, "plant", images, folder)
+    fp32, int8 = export_pair(keras_path, spec, PLANT_LABELS, "plant", images, folder)
     return keras_path, fp32, int8
 
 
@@ -186,6 +195,6 @@ def shapes_models(folder: Path, images: Path) -> tuple[Path, Path]:
     fp32, int8 = folder / "edge-fp32.onnx", folder / "edge-int8.onnx"
     if fp32.exists() and int8.exists():
         return fp32, int8
-    model = keras_model("edge", SHAPE_LABELS, folder / "edge.keras")
+    keras_model("edge", SHAPE_LABELS, folder / "edge.keras")
     spec = InputSpec(96, 96, 3, "rgb", "crop", "bilinear")
-    return export_pair(model, spec, SHAPE_LABELS, "edge", images, folder)
+    return export_pair(folder / "edge.keras", spec, SHAPE_LABELS, "edge", images, folder)
