@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def build(args: argparse.Namespace, work: Path) -> int:
     """The pipeline behind :func:`main`."""
+    from edgecnn._deps import tensorflow
     from edgecnn.evaluate import evaluate, format_evaluation
     from edgecnn.export import ExportOptions, export_model
-    from edgecnn.export._deps import tensorflow
     from edgecnn.shapes import generate_shapes
     from edgecnn.train import get_architecture, train
 
