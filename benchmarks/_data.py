@@ -1,6 +1,6 @@
 """Data and models for ``classify_speed.py``, generated once and cached (under /scratch/).
 
-Large photos: ~4000x2700 JPEGs drawn with :func:`edgecnn.shapes.draw_shape`, plus a per-file
+Large photos: ~4000x2700 JPEGs drawn with :func:`edgecnn.data.shapes.draw_shape`, plus a per-file
 texture of sensor-like noise so each file is 1-3 MB and decodes like a real photo (flat images
 decode unrealistically fast). Small images: the shapes dataset at thumbnail size. Models: the
 ``plant`` architecture (random weights: speed does not depend on them) exported with
@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecnn.machine import available_cores
+from edgecnn.tools.machine import available_cores
 
 LARGE_SIZE = (2672, 4000)  # (height, width) of the plant-disease photos
 PLANT_SPEC = {"height": 256, "width": 256, "channels": 3, "color": "rgb", "fit": "crop"}
@@ -58,7 +58,7 @@ def _large_photo(index: int, bases: list[np.ndarray]) -> bytes:
 
 def large_photos(folder: Path, count: int) -> Path:
     """``count`` ~4000x2700 JPEG photos (1-3 MB each) under ``folder/<class>/``; cached."""
-    from edgecnn.shapes import SHAPE_LABELS, draw_shape
+    from edgecnn.data.shapes import SHAPE_LABELS, draw_shape
 
     labels = SHAPE_LABELS[:3]
     done = sorted(folder.glob("*/*.jpg"))
@@ -88,7 +88,7 @@ def large_photos(folder: Path, count: int) -> Path:
 
 def small_images(folder: Path, count: int, size: tuple[int, int] = (120, 160)) -> Path:
     """``count`` small shape JPEGs under ``folder/<class>/``; cached."""
-    from edgecnn.shapes import SHAPE_LABELS, generate_shapes
+    from edgecnn.data.shapes import SHAPE_LABELS, generate_shapes
 
     have = len(list(folder.glob("*/*.jpg")))
     if have >= count:
@@ -120,7 +120,7 @@ def export_pair(
     :func:`edgecnn.export.export_model`, the code behind ``edgecnn export``: verified against
     Keras on the photos, int8 calibrated on them (sampled evenly over the class folders)."""
     from edgecnn.export import ExportOptions, export_model
-    from edgecnn.export.source import InputOverrides
+    from edgecnn.export.model_source import InputOverrides
 
     fp32, int8 = out / f"{arch}-fp32.onnx", out / f"{arch}-int8.onnx"
     if fp32.exists() and int8.exists():
@@ -187,7 +187,7 @@ def shapes_models(folder: Path, images: Path) -> tuple[Path, Path]:
     bundled = assets / "shapes-fp32.onnx", assets / "shapes-int8.onnx"
     if all(p.exists() for p in bundled):
         return bundled
-    from edgecnn.shapes import SHAPE_LABELS
+    from edgecnn.data.shapes import SHAPE_LABELS
     from edgecnn.spec import InputSpec
 
     _say("the bundled shapes model is not built yet: using a stand-in `edge` export")

@@ -12,7 +12,7 @@
 (b) >= 1000 small images with the bundled model: the pipeline vs the machine's limit.
 (c) Peak memory (ru_maxrss) of `edgecnn classify` on 10,000 images vs 100, in subprocesses.
 
-Everything is measured with :class:`edgecnn.bench.Benchmark` (the code behind `edgecnn bench`),
+Everything is measured with :class:`~edgecnn.tools.bench.Benchmark` (behind `edgecnn bench`),
 so these numbers and `edgecnn bench --images DIR --keras M.keras` agree. Generated images and
 models are cached under ``scratch/bench/`` (ignored by git). Weights are random: speed does not
 depend on them. Not a test: nothing here asserts a timing.
@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _data
 
-from edgecnn import benchreport
-from edgecnn.bench import Benchmark, Settings, parse_list
-from edgecnn.machine import environment
-from edgecnn.reportfile import write_json, write_text
+from edgecnn.tools import bench_report
+from edgecnn.tools.bench import Benchmark, Settings, parse_list
+from edgecnn.tools.machine import environment
+from edgecnn.tools.report_files import write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {
@@ -190,11 +190,11 @@ def main(argv: list[str] | None = None) -> None:
         summary["memory_10000_vs_100"] = memory["ratio"]
     for name, report in reports.items():
         print(f"\n== ({'a' if name == 'large' else 'b'}) {name} images ==")
-        print(benchreport.terminal(report))
+        print(bench_report.terminal(report))
         write_json(args.out / f"{name}.json", report)
-        write_text(args.out / f"{name}.md", benchreport.markdown(report))
+        write_text(args.out / f"{name}.md", bench_report.markdown(report))
         try:
-            benchreport.plot(report, args.out / f"{name}.png")
+            bench_report.plot(report, args.out / f"{name}.png")
         except Exception as exc:  # a missing matplotlib must not lose the measurements
             say(f"no plot: {exc}")
     env = environment()

@@ -22,21 +22,21 @@ from edgecnn.errors import (
 from edgecnn.spec import InputSpec, ModelSpec
 
 if TYPE_CHECKING:
-    from edgecnn.live import FrameResult, Stream
+    from edgecnn.live.stream import FrameResult, Stream
     from edgecnn.preprocess import load_image
-    from edgecnn.result import Prediction
-    from edgecnn.runtime import Classifier, Foreign, default_model_path
+    from edgecnn.runtime.classifier import Classifier, Foreign, default_model_path
+    from edgecnn.runtime.prediction import Prediction
 
 #: Public names that need onnxruntime / OpenCV, imported on first use (PEP 562), so that
 #: `edgecnn --help`, `edgecnn train` and `edgecnn export` do not pay for the runtime stack.
 _LAZY = {
-    "Classifier": "edgecnn.runtime",
-    "Foreign": "edgecnn.runtime",
-    "default_model_path": "edgecnn.runtime",
-    "Prediction": "edgecnn.result",
+    "Classifier": "edgecnn.runtime.classifier",
+    "Foreign": "edgecnn.runtime.classifier",
+    "default_model_path": "edgecnn.runtime.classifier",
+    "Prediction": "edgecnn.runtime.prediction",
     "load_image": "edgecnn.preprocess",
-    "Stream": "edgecnn.live",
-    "FrameResult": "edgecnn.live",
+    "Stream": "edgecnn.live.stream",
+    "FrameResult": "edgecnn.live.stream",
 }
 
 

@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 def build(args: argparse.Namespace, work: Path) -> int:
     """The pipeline behind :func:`main`."""
     from edgecnn._deps import tensorflow
-    from edgecnn.evaluate import evaluate, format_evaluation
+    from edgecnn.data.shapes import generate_shapes
     from edgecnn.export import ExportOptions, export_model
-    from edgecnn.shapes import generate_shapes
+    from edgecnn.tools.evaluation import evaluate, format_evaluation
     from edgecnn.train import get_architecture, train
 
     started = time.perf_counter()

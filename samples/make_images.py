@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecnn.shapes import SHAPE_LABELS, draw_shape
+from edgecnn.data.shapes import SHAPE_LABELS, draw_shape
 
 SEED = 2026
 SIZES = ((512, 512), (600, 600))  # square, as the model was trained: `crop` keeps the centre

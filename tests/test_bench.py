@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgecnn import benchreport
-from edgecnn.bench import (
+from edgecnn.cli import cli
+from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.classifier import Classifier
+from edgecnn.tools import bench_report
+from edgecnn.tools.bench import (
     BenchError,
     Benchmark,
     Settings,
@@ -23,12 +26,9 @@ from edgecnn.bench import (
     parse_list,
     verdict,
 )
-from edgecnn.cli import cli
-from edgecnn.errors import EdgecnnError
-from edgecnn.machine import OtherLoad, cpu_info, others_share
-from edgecnn.reportfile import write_json
-from edgecnn.runtime import Classifier
-from edgecnn.stats import latency_stats
+from edgecnn.tools.latency_stats import latency_stats
+from edgecnn.tools.machine import OtherLoad, cpu_info, others_share
+from edgecnn.tools.report_files import write_json
 from tests.models import color_model, save
 
 FAST = {"iterations": 3, "warmup": 1}
@@ -237,8 +237,8 @@ def test_markdown_and_terminal_render_partial_reports(color_model_path: Path) ->
     run.run()
     report = run.interrupt()
     assert report["interrupted"]
-    assert "INTERRUPTED" in benchreport.terminal(report)
-    assert "INTERRUPTED" in benchreport.markdown(report)
+    assert "INTERRUPTED" in bench_report.terminal(report)
+    assert "INTERRUPTED" in bench_report.markdown(report)
 
 
 def test_ctrl_c_reports_what_was_measured(color_model_path: Path) -> None:

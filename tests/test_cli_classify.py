@@ -10,8 +10,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from edgecnn.classify.result_files import columns
 from edgecnn.cli import cli
-from edgecnn.sinks import columns
 from tests.conftest import write_color_image
 from tests.models import color_model, save
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
-from edgecnn.datasets import (
+from edgecnn.data.datasets import (
     check_ratios,
     discover,
     find_images,
@@ -249,7 +249,7 @@ def test_cli_inspect_and_split(flat: Path, tmp_path: Path) -> None:
 
 def test_dataset_and_train_modules_do_not_import_tensorflow() -> None:
     code = (
-        "import sys, edgecnn, edgecnn.datasets, edgecnn.shapes, edgecnn.cli.dataset, "
+        "import sys, edgecnn, edgecnn.data.datasets, edgecnn.data.shapes, edgecnn.cli.dataset, "
         "edgecnn.cli.train, edgecnn.train; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))"
     )

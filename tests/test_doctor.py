@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from edgecnn import Classifier
 from edgecnn.cli import cli
-from edgecnn.providers import CUDA
+from edgecnn.runtime.providers import CUDA
 
 
 def doctor(*args: str, env: dict | None = None):

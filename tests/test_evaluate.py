@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
-from edgecnn.datasets import find_images
+from edgecnn.data.datasets import find_images
 from edgecnn.errors import DatasetError
-from edgecnn.evaluate import evaluate
-from edgecnn.export.images import sample_evenly
+from edgecnn.export.calibration_images import sample_evenly
+from edgecnn.tools.evaluation import evaluate
 from tests import keras_models as km
 from tests.conftest import write_color_image
 
@@ -114,12 +114,12 @@ def test_eval_bad_folders_fail_with_one_line(
 def test_eval_bad_output_path_fails_before_evaluating(
     flag: str, color_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import edgecnn.evaluate
+    import edgecnn.tools.evaluation
 
     def no_eval(*args: object, **kwargs: object) -> dict:
         raise AssertionError("evaluated before checking the output path")
 
-    monkeypatch.setattr(edgecnn.evaluate, "evaluate", no_eval)
+    monkeypatch.setattr(edgecnn.tools.evaluation, "evaluate", no_eval)
     data = colour_dataset(tmp_path / "d")
     result = CliRunner().invoke(
         cli, ["eval", str(color_model_path), str(data), flag, str(tmp_path / "no" / "x")]
@@ -178,8 +178,8 @@ def test_keras_and_onnx_evaluations_agree(tmp_path: Path) -> None:
 
 def test_bundled_models_info_and_int8_within_a_point_of_fp32(tmp_path: Path) -> None:
     """The shipped pair: `info` shows the spec; int8 is as accurate as fp32 on fresh shapes."""
-    from edgecnn.runtime import default_model_path
-    from edgecnn.shapes import SHAPE_LABELS, generate_shapes
+    from edgecnn.data.shapes import SHAPE_LABELS, generate_shapes
+    from edgecnn.runtime.classifier import default_model_path
 
     result = CliRunner().invoke(cli, ["info"])
     assert result.exit_code == 0, result.output

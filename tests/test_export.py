@@ -225,8 +225,8 @@ def test_gate_refuses_int8_calibrated_on_blank_images(
 def test_foreign_model_with_flags_and_scale(tmp_path: Path, data: Path) -> None:
     """A model trained on float 0..1 input, no run folder: flags describe it, scale is baked in."""
     from edgecnn.export import ExportOptions, export_model
+    from edgecnn.export.model_source import InputOverrides
     from edgecnn.export.normalization import parse_normalization
-    from edgecnn.export.source import InputOverrides
 
     images, labels = km.arrays(data, "train")
     model = km.train(km.build("probabilities", rescale=False), images / 255.0, labels, 3)
@@ -278,7 +278,7 @@ def test_not_a_keras_file(tmp_path: Path) -> None:
     fake = tmp_path / "model.keras"
     fake.write_text("this is not a model")
     (tmp_path / "labels.json").write_text(json.dumps(list(km.LABELS)))
-    from edgecnn.export.source import InputOverrides
+    from edgecnn.export.model_source import InputOverrides
 
     options = ExportOptions(overrides=InputOverrides(input_size="32x32"))
     with pytest.raises(ExportError, match="not a Keras model file"):
@@ -306,7 +306,7 @@ def test_output_that_is_not_a_class_vector(tmp_path: Path) -> None:
 
 def test_label_count_mismatch(tmp_path: Path, run_dir: Path) -> None:
     from edgecnn.export import ExportOptions, export_model
-    from edgecnn.export.source import InputOverrides
+    from edgecnn.export.model_source import InputOverrides
 
     (tmp_path / "two.txt").write_text("cat\ndog\n")
     options = ExportOptions(overrides=InputOverrides(labels_file=str(tmp_path / "two.txt")))
@@ -368,8 +368,8 @@ def test_exported_model_runs_without_tensorflow(fp32: Path, data: Path) -> None:
     """A fresh process: the runtime loads the file and eval runs it; TensorFlow never loads."""
     code = f"""
 import sys
-from edgecnn.runtime import Classifier
-from edgecnn.evaluate import evaluate
+from edgecnn.runtime.classifier import Classifier
+from edgecnn.tools.evaluation import evaluate
 clf = Classifier.load({str(fp32)!r}, provider="cpu")
 assert clf.spec.labels == {km.LABELS!r}, clf.spec.labels
 report = evaluate({str(fp32)!r}, {str(data)!r}, provider="cpu")

@@ -28,12 +28,12 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError, SourceError
-from edgecnn.live import FrameResult, Smoother, Stream, play, run
-from edgecnn.outputs import JsonlOutput, Output, VideoOutput, close_all, display_problem
-from edgecnn.overlay import BAR, Annotation, annotate
-from edgecnn.preview import Preview, parse_address
-from edgecnn.runtime import Classifier
-from edgecnn.streams import locate, open_source
+from edgecnn.live.browser_preview import Preview, parse_address
+from edgecnn.live.frame_outputs import JsonlOutput, Output, VideoOutput, close_all, display_problem
+from edgecnn.live.frame_sources import locate, open_source
+from edgecnn.live.overlay import BAR, Annotation, annotate
+from edgecnn.live.stream import FrameResult, Smoother, Stream, play, run
+from edgecnn.runtime.classifier import Classifier
 from tests.conftest import BGR, write_color_image
 
 SIZE = (160, 120)  # width, height of generated videos
@@ -558,8 +558,8 @@ def test_python_api_run_and_locate(classifier: Classifier, tmp_path: Path) -> No
 
 # --------------------------------------------------------------------------- bundled model
 def test_bundled_shapes_model_on_drawn_shapes(tmp_path: Path) -> None:
-    from edgecnn.runtime import default_model_path
-    from edgecnn.shapes import SHAPE_LABELS, draw_shape
+    from edgecnn.data.shapes import SHAPE_LABELS, draw_shape
+    from edgecnn.runtime.classifier import default_model_path
 
     model = default_model_path("cpu")
     rng = np.random.default_rng(7)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.overlay import BAR
+from edgecnn.live.overlay import BAR
 
 CHROMIUM = "/usr/bin/chromium"
 

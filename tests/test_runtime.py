@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgecnn import Classifier, Foreign, ImageError, ModelError, ProviderError, SourceError
-from edgecnn.providers import CUDA, cuda_status
+from edgecnn.runtime.providers import CUDA, cuda_status
 from tests.conftest import BGR, write_color_image
 from tests.models import COLOR_LABELS, IR_VERSION, color_model, save
 

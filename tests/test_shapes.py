@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
+from edgecnn.data.shapes import SHAPE_LABELS, draw_shape, generate_shapes
 from edgecnn.errors import DatasetError
-from edgecnn.shapes import SHAPE_LABELS, draw_shape, generate_shapes
 
 
 @pytest.mark.parametrize("label", SHAPE_LABELS)

@@ -18,12 +18,12 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
+from edgecnn.data.shapes import SHAPE_LABELS, generate_shapes
 from edgecnn.errors import DatasetError, EdgecnnError
 from edgecnn.preprocess import load_image
-from edgecnn.shapes import SHAPE_LABELS, generate_shapes
 from edgecnn.spec import InputSpec
 from edgecnn.train import ARCHITECTURES, RUN_FILES, build_model, train
-from edgecnn.train.data import build_cache, parse_augment
+from edgecnn.train.data_cache import build_cache, parse_augment
 
 #: Keras 3.15 + numpy 2 warn inside fit (keras/backend/tensorflow/core.py); not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -146,7 +146,7 @@ def test_parse_augment() -> None:
 
 @pytest.mark.slow
 def test_augmenter_keeps_shape_and_range() -> None:
-    from edgecnn.train.data import make_augmenter
+    from edgecnn.train.data_cache import make_augmenter
 
     augment = make_augmenter(parse_augment("default", ARCHITECTURES["edge"].augment), seed=1)
     batch = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)

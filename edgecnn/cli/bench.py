@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from edgecnn.bench import BenchError, Benchmark, Settings, parse_list
-from edgecnn.providers import PROVIDERS
+from edgecnn.runtime.providers import PROVIDERS
+from edgecnn.tools.bench import BenchError, Benchmark, Settings, parse_list
 
 
 def _progress(enabled: bool) -> Any:
@@ -79,9 +79,9 @@ def bench(
     whole pipeline as `edgecnn classify` runs it, against this machine's limit. Ctrl-C
     prints what was measured so far.
     """
-    from edgecnn import benchreport
-    from edgecnn.reportfile import write_json, write_text
-    from edgecnn.sinks import check_writable
+    from edgecnn.classify.result_files import check_writable
+    from edgecnn.tools import bench_report
+    from edgecnn.tools.report_files import write_json, write_text
 
     outputs = {"--json": json_out, "--markdown": md_out, "--plot": plot_out}
     for flag, path in outputs.items():
@@ -110,12 +110,12 @@ def bench(
             sys.exit(130)
         raise BenchError("nothing was measured")
     if not quiet:
-        click.echo(benchreport.terminal(report))
+        click.echo(bench_report.terminal(report))
     if json_out:
         write_json(json_out, report, "--json")
     if md_out:
-        write_text(md_out, benchreport.markdown(report), "--markdown")
+        write_text(md_out, bench_report.markdown(report), "--markdown")
     if plot_out:
-        benchreport.plot(report, plot_out)
+        bench_report.plot(report, plot_out)
     if report["interrupted"]:
         sys.exit(130)

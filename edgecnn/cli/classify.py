@@ -8,13 +8,20 @@ from typing import Any
 
 import click
 
+from edgecnn.classify.input_discovery import scan
+from edgecnn.classify.result_files import (
+    FORMATS,
+    ConsoleTable,
+    ResultWriter,
+    already_done,
+    display,
+    format_for,
+)
 from edgecnn.cli.options import with_classifier
-from edgecnn.pipeline import Pipeline
-from edgecnn.result import STAGES
-from edgecnn.runtime import Classifier
-from edgecnn.sinks import FORMATS, ConsoleTable, ResultWriter, already_done, display, format_for
-from edgecnn.sources import scan
-from edgecnn.stats import Tally
+from edgecnn.runtime.batch_pipeline import Pipeline
+from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.prediction import STAGES
+from edgecnn.tools.latency_stats import Tally
 
 
 @click.command()

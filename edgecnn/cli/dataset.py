@@ -42,8 +42,8 @@ def dataset() -> None:
 @click.option("--workers", type=click.IntRange(1), default=None, help="Decode threads.")
 def inspect(directory: Path, as_json: bool, workers: int | None) -> None:
     """Counts per class and split, imbalance, image sizes, colour anomalies, unreadable files."""
-    from edgecnn.datasets import format_inspection
-    from edgecnn.datasets import inspect as run_inspect
+    from edgecnn.data.datasets import format_inspection
+    from edgecnn.data.datasets import inspect as run_inspect
 
     report = run_inspect(directory, workers=workers, progress=_progress("checked"))
     if as_json:
@@ -67,7 +67,7 @@ def inspect(directory: Path, as_json: bool, workers: int | None) -> None:
 )
 def split(src: Path, dst: Path, ratios: str, seed: int, link: bool) -> None:
     """Split a flat SRC/<class>/ dataset into DST/train|validation|test/<class>/."""
-    from edgecnn.datasets import parse_ratios, split_dataset
+    from edgecnn.data.datasets import parse_ratios, split_dataset
 
     counts = split_dataset(src, dst, parse_ratios(ratios), seed, link=link)
     for name, by_label in counts.items():
@@ -108,8 +108,8 @@ def shapes(
     workers: int | None,
 ) -> None:
     """Generate the shapes dataset (circle, square, star, triangle) into DST."""
-    from edgecnn.datasets import parse_ratios
-    from edgecnn.shapes import generate_shapes
+    from edgecnn.data.datasets import parse_ratios
+    from edgecnn.data.shapes import generate_shapes
 
     try:
         hw = parse_size(size)

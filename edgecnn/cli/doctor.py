@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgecnn.doctor import report
+from edgecnn.tools.doctor import report
 
 
 @click.command()

@@ -1,4 +1,4 @@
-"""``edgecnn eval MODEL DATA_DIR``: a thin wrapper over :func:`edgecnn.evaluate.evaluate`."""
+"""``edgecnn eval MODEL DATA_DIR``: thin over :func:`edgecnn.tools.evaluation.evaluate`"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from edgecnn.providers import PROVIDERS
+from edgecnn.runtime.providers import PROVIDERS
 from edgecnn.spec import COLORS, FITS
 
 
@@ -70,17 +70,17 @@ def evaluate(
     run folder (run through Keras). DATA_DIR: DATA_DIR/test/<class>/* if a test folder exists,
     else DATA_DIR/<class>/*; class folders are named like the model's labels.
     """
-    from edgecnn import evaluate as ev
-    from edgecnn.reportfile import write_json
-    from edgecnn.sinks import check_writable
+    from edgecnn.classify.result_files import check_writable
+    from edgecnn.tools import evaluation
+    from edgecnn.tools.report_files import write_json
 
     for flag, path in (("--json", json_path), ("--png", png_path)):
         if path:
             check_writable(path, flag)  # before the evaluation, not after
     keras_options = None
-    if not ev.is_onnx(model):
+    if not evaluation.is_onnx(model):
+        from edgecnn.export.model_source import InputOverrides
         from edgecnn.export.normalization import parse_normalization
-        from edgecnn.export.source import InputOverrides
 
         keras_options = {
             "overrides": InputOverrides(labels_file, input_size, color, fit),
@@ -103,7 +103,7 @@ def evaluate(
             bar.update(done - bar.pos)
 
     try:
-        report = ev.evaluate(
+        report = evaluation.evaluate(
             model,
             data_dir,
             provider=provider,
@@ -115,10 +115,10 @@ def evaluate(
     finally:
         if bar is not None:
             bar.render_finish()
-    click.echo(ev.format_evaluation(report))
+    click.echo(evaluation.format_evaluation(report))
     if json_path:
         write_json(json_path, report, "--json")
         click.echo(f"json: {json_path}")
     if png_path:
-        ev.plot_confusion(report, png_path)
+        evaluation.plot_confusion(report, png_path)
         click.echo(f"png: {png_path}")

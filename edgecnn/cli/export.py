@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgecnn.export.model_source import OUTPUT_KINDS
 from edgecnn.export.quantize import METHODS
-from edgecnn.export.source import OUTPUT_KINDS
 from edgecnn.spec import COLORS, FITS, INTERPOLATIONS
 
 PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -154,9 +154,9 @@ def export(
     OUT.report.json records size, parity, accuracy and latency.
     """
     from edgecnn.export import ExportOptions, export_model
+    from edgecnn.export.model_source import InputOverrides
     from edgecnn.export.normalization import parse_normalization
     from edgecnn.export.quantize import QuantSettings
-    from edgecnn.export.source import InputOverrides
 
     options = ExportOptions(
         precision=precision,

@@ -25,7 +25,7 @@ def info(model: str | None, as_json: bool) -> None:
 
     Without MODEL: the bundled default model.
     """
-    from edgecnn.runtime import Classifier
+    from edgecnn.runtime.classifier import Classifier
 
     clf = Classifier.load(model, provider="cpu", threads=1)
     spec = clf.spec

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 
 import click
 
+from edgecnn.classify.result_files import display
 from edgecnn.cli.options import with_classifier
 from edgecnn.errors import EdgecnnError
-from edgecnn.live import run
-from edgecnn.runtime import Classifier
-from edgecnn.sinks import display
+from edgecnn.live.stream import run
+from edgecnn.runtime.classifier import Classifier
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from edgecnn.errors import ModelError
-from edgecnn.providers import PROVIDERS
-from edgecnn.runtime import Classifier, Foreign
+from edgecnn.runtime.classifier import Classifier, Foreign
+from edgecnn.runtime.providers import PROVIDERS
 from edgecnn.spec import COLORS, FITS, parse_size, read_labels_file
 
 _FOREIGN_KEYS = ("labels", "input_size", "color", "fit", "scale", "mean", "std", "logits")

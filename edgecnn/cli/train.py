@@ -152,7 +152,7 @@ def train(
         warn=lambda message: click.echo(message, err=True),
     )
     if result.test_report is not None:
-        from edgecnn.metrics import format_report
+        from edgecnn.tools.metrics import format_report
 
         click.echo(format_report(result.test_report))
     if result.skipped:

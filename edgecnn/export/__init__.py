@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgecnn.export.pipeline import ExportOptions, ExportResult, export_model
+    from edgecnn.export.exporter import ExportOptions, ExportResult, export_model
 
 __all__ = ["ExportOptions", "ExportResult", "export_model"]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from edgecnn.export import pipeline
+        from edgecnn.export import exporter
 
-        return getattr(pipeline, name)
+        return getattr(exporter, name)
     raise AttributeError(f"module 'edgecnn.export' has no attribute {name!r}")

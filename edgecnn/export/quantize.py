@@ -24,14 +24,14 @@ import numpy as np
 from edgecnn import _deps
 from edgecnn.errors import ExportError
 from edgecnn.export.convert import INPUT_NAME
-from edgecnn.machine import cpu_info
+from edgecnn.tools.machine import cpu_info
 
 METHODS = ("minmax", "entropy", "percentile")
 _INT_TYPES = ("uint8", "int8")
 
 
 def default_reduce_range() -> bool:
-    """reduce_range helps x86 CPUs without VNNI (:func:`edgecnn.machine.cpu_info`'s ``vnni``);
+    """reduce_range helps x86 CPUs without VNNI (:func:`edgecnn.tools.machine.cpu_info`'s ``vnni``);
     elsewhere (ARM, VNNI) it only costs accuracy."""
     x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
     return x86 and not cpu_info()["vnni"]

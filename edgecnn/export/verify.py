@@ -21,8 +21,8 @@ FP32_MIN_AGREEMENT = 0.999
 
 def session(model_bytes: bytes, threads: int | None = None) -> Any:
     """A CPU session on serialized model bytes (nothing touches the disk), opened exactly as
-    the runtime opens models (:func:`edgecnn.providers.create_session`)."""
-    from edgecnn.providers import create_session
+    the runtime opens models (:func:`edgecnn.runtime.providers.create_session`)."""
+    from edgecnn.runtime.providers import create_session
 
     try:
         return create_session(model_bytes, "cpu", threads)[0]

@@ -18,21 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn import _deps, plots
+from edgecnn import _deps
 from edgecnn._version import __version__
-from edgecnn.datasets import discover, resolve_splits
+from edgecnn.data.datasets import discover, resolve_splits
 from edgecnn.errors import DatasetError, EdgecnnError
-from edgecnn.metrics import classification_report
-from edgecnn.reportfile import write_json
 from edgecnn.spec import InputSpec
-from edgecnn.train import report as reports
+from edgecnn.tools import plots
+from edgecnn.tools.metrics import classification_report
+from edgecnn.tools.report_files import write_json
+from edgecnn.train import history
 from edgecnn.train.architectures import (
     build_model,
     get_architecture,
     make_loss,
     make_optimizer,
 )
-from edgecnn.train.data import Cache, build_cache, make_augmenter, make_dataset, parse_augment
+from edgecnn.train.data_cache import Cache, build_cache, make_augmenter, make_dataset, parse_augment
 
 #: Files a run writes; ``force=True`` removes exactly these before training.
 RUN_FILES = (
@@ -289,8 +290,8 @@ def train(
     }
     write_json(run_dir / "labels.json", {"labels": list(labels)})
     write_json(run_dir / "config.json", config)
-    reports.write_history_csv(run_dir / "history.csv", rows)
-    reports.plot_history(
+    history.write_history_csv(run_dir / "history.csv", rows)
+    history.plot_history(
         run_dir / "history.png", rows, f"{spec_arch.name}: best {monitor} at epoch {best + 1}"
     )
     for split in caches:

@@ -1,7 +1,8 @@
 """Report files (JSON, Markdown, PNG): one JSON layout, and a failed write is an error naming the
 file, never a traceback after minutes of work.
 
-Callers check their output paths *before* the work with :func:`edgecnn.sinks.check_writable`;
+Callers check their output paths *before* the work with
+:func:`edgecnn.classify.result_files.check_writable`;
 :func:`writing` catches what can still go wrong at the end (disk full, folder removed meanwhile).
 """
 

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgecnn.classify.input_discovery import scan
+from edgecnn.classify.result_files import display
 from edgecnn.errors import SourceError
 from edgecnn.preprocess import decode
-from edgecnn.sinks import display
-from edgecnn.sources import scan
 from edgecnn.spec import InputSpec
 
 Notify = Callable[[str], None]

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import DatasetError
-from edgecnn.machine import available_cores
+from edgecnn.tools.machine import available_cores
 
 #: The classes, in sorted order (the order training will give them).
 SHAPE_LABELS: tuple[str, ...] = ("circle", "square", "star", "triangle")

@@ -1,6 +1,6 @@
 """Calibration and verification images: which split to read, balanced sampling, loading.
 
-Folders are found by :func:`edgecnn.datasets.find_images` (the folder rule shared with
+Folders are found by :func:`edgecnn.data.datasets.find_images` (the folder rule shared with
 ``edgecnn eval``): when DIR holds the split sub-folder a step prefers (calibration: ``train``;
 verification: ``validation`` / ``val`` / ``valid``, then ``test``), that sub-folder is read.
 Every image goes through :func:`edgecnn.preprocess.load_image`, the function the runtime uses.
@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from edgecnn.datasets import Labelled
+from edgecnn.data.datasets import Labelled
 from edgecnn.errors import ImageError
-from edgecnn.machine import available_cores
 from edgecnn.preprocess import load_image
 from edgecnn.spec import InputSpec
+from edgecnn.tools.machine import available_cores
 
 CALIBRATION_SPLITS = ("train",)
 VERIFY_SPLITS = ("validation", "val", "valid", "test")

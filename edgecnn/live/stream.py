@@ -2,8 +2,8 @@
 
 The Python API::
 
-    from edgecnn.live import Stream
-    from edgecnn.runtime import Classifier
+    from edgecnn.live.stream import Stream
+    from edgecnn.runtime.classifier import Classifier
 
     with Stream(Classifier.load(), "0", smooth=5) as stream:
         for result in stream:                 # one FrameResult per labelled frame
@@ -11,7 +11,8 @@ The Python API::
                 print(result.index, result.label, result.score)
     print(stream.summary().text())
 
-or :func:`run` with outputs (:mod:`edgecnn.outputs`: a window, a browser preview, an annotated
+or :func:`run` with outputs (:mod:`edgecnn.live.frame_outputs`: a window, a browser preview, an
+annotated
 video, JSON lines, console lines), as ``edgecnn live`` does. Every frame goes through the same
 preprocessing as ``classify`` (:meth:`Classifier.prepare`; image files are decoded by
 :func:`edgecnn.preprocess.decode` with the model's input spec, as ``classify`` decodes them).
@@ -32,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.classify.result_files import display
 from edgecnn.errors import ImageError
-from edgecnn.outputs import Output, check_paths, close_all, open_outputs
-from edgecnn.overlay import Annotation, annotate
-from edgecnn.result import Prediction
-from edgecnn.runtime import Classifier
-from edgecnn.sinks import display
-from edgecnn.stats import Tally, latency_stats
-from edgecnn.streams import Frame, FrameSource, Notify, describe, open_source
+from edgecnn.live.frame_outputs import Output, check_paths, close_all, open_outputs
+from edgecnn.live.frame_sources import Frame, FrameSource, Notify, describe, open_source
+from edgecnn.live.overlay import Annotation, annotate
+from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.prediction import Prediction
+from edgecnn.tools.latency_stats import Tally, latency_stats
 
 __all__ = [
     "LIVE_STAGES",
@@ -185,7 +186,7 @@ class Summary:
 class Stream:
     """Labelled frames from a source, one :class:`FrameResult` per frame handed out.
 
-    ``source``: a URI (see :mod:`edgecnn.streams`) or an open :class:`FrameSource`.
+    ``source``: a URI (see :mod:`edgecnn.live.frame_sources`) or an open :class:`FrameSource`.
     ``every``: label one frame in N. ``smooth``: frames averaged for the label (events only
     on change). ``min_score``: below it the label is None. ``max_frames``: stop after N
     results. ``reconnect``: reopen a stream that stops. ``realtime``: see ``open_source``.

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ImageError
-from edgecnn.machine import available_cores
 from edgecnn.preprocess import load_image
 from edgecnn.spec import InputSpec
+from edgecnn.tools.machine import available_cores
 
 #: Caches larger than this many bytes go to a memmap file instead of RAM.
 MEMORY_LIMIT = 2 * 1024**3

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import ImageError, ModelError, SourceError
-from edgecnn.pipeline import Pipeline, load_one
 from edgecnn.preprocess import ImageInput, decode, prepare
-from edgecnn.providers import CUDA, CudaStatus, create_session, cuda_status
-from edgecnn.result import Prediction
+from edgecnn.runtime.batch_pipeline import Pipeline, load_one
+from edgecnn.runtime.prediction import Prediction
+from edgecnn.runtime.providers import CUDA, CudaStatus, create_session, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
 
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
@@ -356,7 +356,7 @@ class Classifier:
         """Classify files, folders and glob patterns, yielding predictions in input order as
         they are ready. Decoding runs in ``workers`` threads while the model runs; every input
         yields exactly one prediction (errors included)."""
-        from edgecnn.sources import scan
+        from edgecnn.classify.input_discovery import scan
 
         sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
         found = scan(sources, recursive=recursive)

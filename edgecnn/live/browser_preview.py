@@ -24,8 +24,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgecnn.classify.result_files import display
 from edgecnn.errors import EdgecnnError
-from edgecnn.sinks import display
 
 DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "edgecnnframe"

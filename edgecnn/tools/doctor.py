@@ -18,8 +18,8 @@ import cv2
 import onnxruntime as ort
 
 from edgecnn._version import __version__
-from edgecnn.machine import cpu_info
-from edgecnn.providers import cuda_status
+from edgecnn.runtime.providers import cuda_status
+from edgecnn.tools.machine import cpu_info
 
 _PACKAGES = (
     "numpy",
@@ -43,7 +43,7 @@ def cameras() -> list[str]:
 
 def report() -> dict[str, Any]:
     """Everything ``edgecnn doctor`` prints, as a dict."""
-    from edgecnn.outputs import display_problem
+    from edgecnn.live.frame_outputs import display_problem
 
     versions = {}
     for name in _PACKAGES:

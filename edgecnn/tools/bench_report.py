@@ -1,6 +1,6 @@
-"""Rendering a benchmark report (the dict :class:`edgecnn.bench.Benchmark` returns) for people:
-a terminal table, a Markdown document and a PNG plot (matplotlib via :mod:`edgecnn.plots`).
-The JSON file is the report itself, written with :func:`edgecnn.reportfile.write_json`."""
+"""Rendering a benchmark report (the dict :class:`~.bench.Benchmark` returns) for people:
+a terminal table, a Markdown document and a PNG plot (matplotlib via :mod:`edgecnn.tools.plots`).
+The JSON file is the report itself, written with :func:`edgecnn.tools.report_files.write_json`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecnn import plots
+from edgecnn.tools import plots
 
 _LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "max")
 

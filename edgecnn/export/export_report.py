@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.spec import InputSpec
-from edgecnn.stats import latency_stats
+from edgecnn.tools.latency_stats import latency_stats
 
 BATCH = 32
 

@@ -1,7 +1,7 @@
 """``edgecnn eval``: accuracy, per-class precision / recall / F1 and the confusion matrix.
 
 The same numbers for the artifact users deploy (``.onnx``, run through the edge runtime:
-:class:`edgecnn.runtime.Classifier`, no TensorFlow imported) and for the model they trained
+:class:`~edgecnn.runtime.classifier.Classifier`, no TF imported) and for the model they trained
 (``.keras`` or a training run folder, run through Keras), so the two can be compared.
 
 Data folder rule: ``DATA_DIR/test/<class>/*`` when a ``test`` folder exists, else
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecnn import plots
-from edgecnn.datasets import Labelled, find_images
+from edgecnn.data.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, ModelError
-from edgecnn.export.images import load_images
-from edgecnn.metrics import classification_report, format_report
+from edgecnn.export.calibration_images import load_images
+from edgecnn.tools import plots
+from edgecnn.tools.metrics import classification_report, format_report
 
 Progress = Callable[[int, int], None]
 #: The split sub-folder eval prefers when DATA_DIR has one.
@@ -70,7 +70,7 @@ def _eval_onnx(
     batch_size: int,
     progress: Progress | None,
 ) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
-    from edgecnn.runtime import Classifier
+    from edgecnn.runtime.classifier import Classifier
 
     clf = Classifier.load(model, provider=provider, threads=threads)
     labels = clf.spec.labels
@@ -107,8 +107,8 @@ def _eval_keras(
     progress: Progress | None,
 ) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.export import keras_model
+    from edgecnn.export.model_source import InputOverrides, resolve_source
     from edgecnn.export.normalization import Normalization
-    from edgecnn.export.source import InputOverrides, resolve_source
 
     source = resolve_source(model, options.get("overrides") or InputOverrides())
     normalization = options.get("normalization") or Normalization()
@@ -156,7 +156,7 @@ def evaluate(
     """Evaluate an ``.onnx`` (edge runtime) or Keras model on a labelled image folder.
 
     ``keras_options`` (Keras only): ``overrides`` (InputOverrides), ``normalization``,
-    ``unsafe``. Returns the :func:`edgecnn.metrics.classification_report` dict plus the
+    ``unsafe``. Returns the :func:`edgecnn.tools.metrics.classification_report` dict plus the
     model, data and failure details.
     """
     if not Path(model).exists():

@@ -1,5 +1,6 @@
 """What a training run leaves for people: history.csv and history.png (report.json and the
-confusion matrix are written with :mod:`edgecnn.reportfile` and :mod:`edgecnn.plots`)."""
+confusion matrix are written with :mod:`edgecnn.tools.report_files` and
+:mod:`edgecnn.tools.plots`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgecnn import plots
+from edgecnn.tools import plots
 
 HISTORY_COLUMNS = (
     "epoch",

@@ -1,8 +1,10 @@
 """The outputs of a live run: a window, an annotated video, JSON-lines events, a browser preview
-and console lines, each an :class:`Output` fed one :class:`~edgecnn.live.FrameResult` at a time.
+and console lines, each an :class:`Output` fed one
+:class:`~edgecnn.live.stream.FrameResult` at a time.
 
 File names that are not valid UTF-8 are handled as ``classify`` handles them: written to files
-as their original bytes (``surrogateescape``), printed with :func:`edgecnn.sinks.display`, and
+as their original bytes (``surrogateescape``), printed with
+:func:`edgecnn.classify.result_files.display`, and
 never handed to OpenCV (its C++ API crashes on them).
 """
 
@@ -21,17 +23,20 @@ import click
 import cv2
 import numpy as np
 
+from edgecnn.classify.result_files import check_writable, display
 from edgecnn.errors import EdgecnnError
-from edgecnn.preview import Preview, parse_address
-from edgecnn.sinks import check_writable, display
-from edgecnn.streams import Notify
+from edgecnn.live.browser_preview import Preview, parse_address
+from edgecnn.live.frame_sources import Notify
 
 if TYPE_CHECKING:
-    from edgecnn.live import FrameResult, Stream
+    from edgecnn.live.stream import FrameResult, Stream
 
 #: Video containers and the FourCC written into them.
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
-_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # as edgecnn.sinks writes
+_ENCODING = {
+    "encoding": "utf-8",
+    "errors": "surrogateescape",
+}  # as edgecnn.classify.result_files writes
 
 
 def display_problem() -> str | None:
@@ -237,7 +242,7 @@ class JsonlOutput(Output):
 
 
 class PreviewOutput(Output):
-    """Feeds the browser preview (:class:`~edgecnn.preview.Preview`) with each annotated frame."""
+    """Feeds each annotated frame to the browser preview (:class:`~.browser_preview.Preview`)."""
 
     wants_image = True
 
@@ -307,7 +312,7 @@ def open_outputs(
 ) -> list[Output]:
     """Open the requested outputs for ``stream``, failing (with nothing left open) when one is
     unusable: a file that cannot be created, a port in use. The paths are checked beforehand
-    by :func:`check_paths` (as :func:`edgecnn.live.run` does before opening the source).
+    by :func:`check_paths` (as :func:`edgecnn.live.stream.run` does before opening the source).
     ``show`` None means a window only where a display exists; ``show`` True without one is a
     warning, not an abort."""
     say = notify or (lambda message: None)

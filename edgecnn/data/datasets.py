@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import DatasetError, ImageError
-from edgecnn.machine import available_cores
 from edgecnn.preprocess import decode
 from edgecnn.spec import InputSpec
+from edgecnn.tools.machine import available_cores
 
 #: File extensions treated as images (OpenCV decodes them; one it cannot is reported as
 #: unreadable by whoever loads it); other files are listed as ignored, never read.

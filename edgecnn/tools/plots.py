@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import MissingDependencyError
-from edgecnn.reportfile import writing
+from edgecnn.tools.report_files import writing
 
 
 def pyplot() -> Any:

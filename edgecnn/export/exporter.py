@@ -17,15 +17,15 @@ import numpy as np
 
 from edgecnn import _deps
 from edgecnn._version import __version__
-from edgecnn.datasets import Labelled, find_images
+from edgecnn.data.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, ExportError
-from edgecnn.export import artifact, convert, images, keras_model, quantize, verify
+from edgecnn.export import artifact, calibration_images, convert, keras_model, quantize, verify
+from edgecnn.export.export_report import format_table, measure_latency
+from edgecnn.export.model_source import InputOverrides, ModelSource, resolve_source
 from edgecnn.export.normalization import Normalization
-from edgecnn.export.report import format_table, measure_latency
-from edgecnn.export.source import InputOverrides, ModelSource, resolve_source
-from edgecnn.machine import sha256
-from edgecnn.reportfile import to_json
 from edgecnn.spec import ModelSpec
+from edgecnn.tools.machine import sha256
+from edgecnn.tools.report_files import to_json
 
 #: CLI precision names -> the precision recorded in the metadata.
 PRECISIONS = {
@@ -95,13 +95,13 @@ def _folder_images(
             f"{what}: ignored {len(found.ignored)} file(s) without an image extension, "
             f"e.g. {found.ignored[0][0]}"
         )
-    return images.sample_evenly(found.images, count), shown_path(found.folder)
+    return calibration_images.sample_evenly(found.images, count), shown_path(found.folder)
 
 
 def _load(
     items: list[Labelled], source: ModelSource, what: str, warnings: list[str]
 ) -> tuple[np.ndarray, list[str | None]]:
-    batch, truth, failures = images.load_images(items, source.input)
+    batch, truth, failures = calibration_images.load_images(items, source.input)
     if failures and not len(batch):
         path, reason = failures[0]
         raise ExportError(
@@ -121,14 +121,14 @@ def _calibration_set(
     if options.calibration is not None:
         items, where = _folder_images(
             options.calibration,
-            images.CALIBRATION_SPLITS,
+            calibration_images.CALIBRATION_SPLITS,
             source,
             options.calibration_count,
             "--calibration",
             warnings,
         )
     elif source.validation:
-        items = images.sample_evenly(list(source.validation), options.calibration_count)
+        items = calibration_images.sample_evenly(list(source.validation), options.calibration_count)
         where = "the run's validation files"
     else:
         raise ExportError(
@@ -146,15 +146,22 @@ def _verification_set(
 ) -> tuple[np.ndarray, list[str | None], str]:
     if options.verify is not None:
         items, where = _folder_images(
-            options.verify, images.VERIFY_SPLITS, source, options.verify_count, "--verify", warnings
+            options.verify,
+            calibration_images.VERIFY_SPLITS,
+            source,
+            options.verify_count,
+            "--verify",
+            warnings,
         )
     elif source.validation or source.test:
-        items = images.sample_evenly(list(source.validation or source.test), options.verify_count)
+        items = calibration_images.sample_evenly(
+            list(source.validation or source.test), options.verify_count
+        )
         where = "the run's " + ("validation" if source.validation else "test") + " files"
     elif options.calibration is not None:
         items, where = _folder_images(
             options.calibration,
-            images.VERIFY_SPLITS,
+            calibration_images.VERIFY_SPLITS,
             source,
             options.verify_count,
             "--calibration",

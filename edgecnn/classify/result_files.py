@@ -18,7 +18,7 @@ from typing import IO, Any
 import click
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.result import STAGES, Prediction
+from edgecnn.runtime.prediction import STAGES, Prediction
 
 FORMATS = ("csv", "jsonl")
 _ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}

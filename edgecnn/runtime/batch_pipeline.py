@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from edgecnn.classify.input_discovery import Item
 from edgecnn.errors import ImageError
-from edgecnn.machine import available_cores
 from edgecnn.preprocess import ImageInput, decode, describe_source, prepare
-from edgecnn.result import Prediction
-from edgecnn.sources import Item
+from edgecnn.runtime.prediction import Prediction
 from edgecnn.spec import InputSpec
+from edgecnn.tools.machine import available_cores
 
 if TYPE_CHECKING:
-    from edgecnn.runtime import Classifier
+    from edgecnn.runtime.classifier import Classifier
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,15 @@ creation, first run). Several models are measured *interleaved* (round-robin chu
 change of machine load hits them alike and their ratio stays honest.
 
 End-to-end mode (an image folder) measures decode / preprocess / postprocess one image at a time
-on one core, and the whole :class:`~edgecnn.pipeline.Pipeline` exactly as ``edgecnn classify``
+on one core, and the whole
+:class:`~edgecnn.runtime.batch_pipeline.Pipeline` exactly as ``edgecnn classify``
 runs it. With model-only inference at the same batch size and threads it derives this machine's
 limit for the pipeline, ``1 / (decode+preprocess per image / cores + inference per image)``, and
 a one-line verdict naming the bounding stage.
 
 ``keras`` (optional): the same network in Keras ``model.predict`` and the tutorials' pipeline
 (``image_dataset_from_directory`` + ``predict``), in the same run. Only this path imports
-TensorFlow. The report is a JSON-ready dict; :mod:`edgecnn.benchreport` renders it.
+TensorFlow. The report is a JSON-ready dict; :mod:`edgecnn.tools.bench_report` renders it.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ import cv2
 import numpy as np
 
 from edgecnn import _deps
+from edgecnn.classify.input_discovery import Item, scan
 from edgecnn.errors import EdgecnnError
-from edgecnn.machine import OtherLoad, available_cores, environment, others_share, sha256
-from edgecnn.pipeline import Pipeline, load_item
-from edgecnn.result import STAGES
-from edgecnn.runtime import Classifier
-from edgecnn.sources import Item, scan
+from edgecnn.runtime.batch_pipeline import Pipeline, load_item
+from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.prediction import STAGES
 from edgecnn.spec import InputSpec
-from edgecnn.stats import Tally, latency_stats
+from edgecnn.tools.latency_stats import Tally, latency_stats
+from edgecnn.tools.machine import OtherLoad, available_cores, environment, others_share, sha256
 
 __all__ = [
     "BenchError",

@@ -1,0 +1,2 @@
+"""Image-folder datasets (``datasets``: discover, inspect, split) and the generated ``shapes``
+set. No TensorFlow."""
