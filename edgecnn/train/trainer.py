@@ -8,6 +8,7 @@ validation / test files), ``history.csv``, ``history.png`` and, with a test spli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import numpy as np
 
 from edgecnn import _deps
 from edgecnn._version import __version__
-from edgecnn.data.datasets import discover, resolve_splits
+from edgecnn.data.datasets import Dataset, discover, resolve_splits
 from edgecnn.errors import DatasetError, EdgecnnError
 from edgecnn.spec import InputSpec
 from edgecnn.tools import plots
@@ -28,6 +29,7 @@ from edgecnn.tools.metrics import classification_report
 from edgecnn.tools.report_files import write_json
 from edgecnn.train import history
 from edgecnn.train.architectures import (
+    Architecture,
     build_model,
     get_architecture,
     make_loss,
@@ -90,6 +92,30 @@ def prepare_run_dir(out: str | Path, force: bool) -> Path:
     return run_dir
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every training option after the architecture's defaults filled the gaps (validated)."""
+
+    arch: Architecture
+    input: InputSpec
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str
+    patience: int
+    monitor: str
+    augment: dict[str, float]
+    val_split: float
+    test_split: float
+    seed: int
+    workers: int | None
+
+    @property
+    def mode(self) -> str:
+        """``max`` for an accuracy monitor, ``min`` for a loss."""
+        return "max" if self.monitor.endswith("accuracy") else "min"
+
+
 def train(
     data_dir: str | Path,
     arch: str = "edge",
@@ -120,25 +146,116 @@ def train(
     """
     log, warn = log or _quiet, warn or _quiet
     started = time.perf_counter()
+    settings = resolve_settings(
+        arch,
+        input_size=input_size,
+        color=color,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        patience=patience,
+        monitor=monitor,
+        augment=augment,
+        val_split=val_split,
+        test_split=test_split,
+        seed=seed,
+        workers=workers,
+    )
+    dataset, splits = _load_splits(data_dir, settings, num_classes)
+    run_dir = prepare_run_dir(out, force)
+    keras = _deps.keras()
+    keras.utils.set_random_seed(seed)
+    caches = _build_caches(splits, settings, run_dir, log, warn)
+    _check_caches(caches, dataset.labels)
+
+    model = _compiled_model(settings, len(dataset.labels))
+    rows = _fit(keras, model, caches, settings, run_dir, log)
+    model.save(run_dir / "model.keras")  # best weights (restored by EarlyStopping)
+    scores = [r[settings.monitor] for r in rows]
+    best = int(np.nanargmax(scores) if settings.mode == "max" else np.nanargmin(scores))
+    test_report = _test_report(model, caches, dataset.labels, settings, run_dir)
+    seconds = time.perf_counter() - started
+    skipped = [s for c in caches.values() for s in c.skipped]
+    config = _run_config(
+        settings, dataset, caches, rows, best, test_report, skipped, model, seconds, data_dir
+    )
+    _write_run(run_dir, config, rows, best, settings)
+    for split in caches:
+        (run_dir / f".cache-{split}.npy").unlink(missing_ok=True)
+    return TrainResult(
+        run_dir=run_dir,
+        model_path=run_dir / "model.keras",
+        labels=dataset.labels,
+        input=settings.input,
+        val_accuracy=float(rows[best]["val_accuracy"]),
+        best_epoch=best + 1,
+        epochs_run=len(rows),
+        seconds=seconds,
+        test_report=test_report,
+        skipped=skipped,
+        history=rows,
+        config=config,
+    )
+
+
+def resolve_settings(
+    arch: str,
+    *,
+    input_size: tuple[int, int] | None = None,
+    color: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    optimizer: str | None = None,
+    patience: int | None = None,
+    monitor: str | None = None,
+    augment: str | dict[str, float] | None = None,
+    val_split: float = 0.2,
+    test_split: float = 0.0,
+    seed: int = 42,
+    workers: int | None = None,
+) -> TrainSettings:
+    """Fill the options left as None from the architecture and check them (before any work)."""
     spec_arch = get_architecture(arch)
     color = color or spec_arch.color
     height, width = input_size or spec_arch.input_size
     spec = InputSpec(height, width, 1 if color == "gray" else 3, color, "crop", INTERPOLATION)
-    epochs = epochs if epochs is not None else spec_arch.epochs
-    batch_size = batch_size or spec_arch.batch_size
-    learning_rate = learning_rate or spec_arch.learning_rate
-    optimizer = optimizer or spec_arch.optimizer
-    patience = patience if patience is not None else spec_arch.patience
-    monitor = monitor or spec_arch.monitor
-    if monitor not in MONITORS:
-        raise EdgecnnError(f"--monitor {monitor!r} is not one of {', '.join(MONITORS)}")
-    if epochs < 1 or batch_size < 1 or learning_rate <= 0 or patience < 0:
+    settings = TrainSettings(
+        arch=spec_arch,
+        input=spec,
+        epochs=epochs if epochs is not None else spec_arch.epochs,
+        batch_size=batch_size or spec_arch.batch_size,
+        learning_rate=learning_rate or spec_arch.learning_rate,
+        optimizer=optimizer or spec_arch.optimizer,
+        patience=patience if patience is not None else spec_arch.patience,
+        monitor=monitor or spec_arch.monitor,
+        augment={},
+        val_split=val_split,
+        test_split=test_split,
+        seed=seed,
+        workers=workers,
+    )
+    if settings.monitor not in MONITORS:
+        raise EdgecnnError(f"--monitor {settings.monitor!r} is not one of {', '.join(MONITORS)}")
+    if (
+        settings.epochs < 1
+        or settings.batch_size < 1
+        or settings.learning_rate <= 0
+        or settings.patience < 0
+    ):
         raise EdgecnnError("epochs and batch size must be >= 1, learning rate > 0, patience >= 0")
     try:
         aug = augment if isinstance(augment, dict) else parse_augment(augment, spec_arch.augment)
     except ValueError as exc:
         raise EdgecnnError(str(exc)) from None
+    return dataclasses.replace(settings, augment=aug)
 
+
+def _load_splits(
+    data_dir: str | Path, settings: TrainSettings, num_classes: int | None
+) -> tuple[Dataset, dict[str, list[tuple[Path, int]]]]:
+    """Discover the class folders and split them; refuse a class count or split that cannot work."""
     dataset = discover(data_dir)
     labels = dataset.labels
     if num_classes is not None and num_classes != len(labels):
@@ -146,117 +263,179 @@ def train(
             f"--num-classes {num_classes} but {dataset.root} has {len(labels)} class folders "
             f"({', '.join(labels)}); the head always matches the class folders"
         )
-    splits = resolve_splits(dataset, val_split, test_split, seed)
+    splits = resolve_splits(dataset, settings.val_split, settings.test_split, settings.seed)
     if not splits["validation"]:
         raise DatasetError(
             f"{dataset.root}: no validation images; add a validation/ folder or use --val-split"
         )
-    run_dir = prepare_run_dir(out, force)
-    keras = _deps.keras()
-    keras.utils.set_random_seed(seed)
+    return dataset, splits
 
+
+def _build_caches(
+    splits: dict[str, list[tuple[Path, int]]],
+    settings: TrainSettings,
+    run_dir: Path,
+    log: Log,
+    warn: Log,
+) -> dict[str, Cache]:
+    """Decode every split once into uint8 arrays with the model's spec (the runtime's pixels)."""
+    spec = settings.input
     caches: dict[str, Cache] = {}
     for split in ("train", "validation", "test"):
         if not splits[split]:
             continue
         t0 = time.perf_counter()
         cache = build_cache(
-            splits[split], spec, workers=workers, memmap_path=run_dir / f".cache-{split}.npy"
+            splits[split],
+            spec,
+            workers=settings.workers,
+            memmap_path=run_dir / f".cache-{split}.npy",
         )
         for path, reason in cache.skipped:
             warn(f"skipped {path}: {reason}")
         log(
-            f"{split}: {len(cache)} images cached at {height}x{width}x{spec.channels} "
+            f"{split}: {len(cache)} images cached at {spec.height}x{spec.width}x{spec.channels} "
             f"in {time.perf_counter() - t0:.1f}s"
             + (f" ({len(cache.skipped)} unreadable, skipped)" if cache.skipped else "")
         )
         caches[split] = cache
-    _check_caches(caches, labels)
+    return caches
 
-    model = build_model(spec_arch, len(labels), (height, width), spec.channels)
+
+def _compiled_model(settings: TrainSettings, num_classes: int) -> Any:
+    """The architecture with a ``num_classes`` head, compiled with the run's optimizer and loss."""
+    spec = settings.input
+    model = build_model(settings.arch, num_classes, (spec.height, spec.width), spec.channels)
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
-        loss=make_loss(spec_arch.loss),
+        optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
+        loss=make_loss(settings.arch.loss),
         metrics=["accuracy"],
     )
-    augmenter = make_augmenter(aug, seed)
-    train_ds = make_dataset(
-        caches["train"], batch_size, shuffle=True, seed=seed, augmenter=augmenter
-    )
-    val_ds = make_dataset(caches["validation"], batch_size, shuffle=False, seed=seed)
-    mode = "max" if monitor.endswith("accuracy") else "min"
-    rows: list[dict[str, float]] = []
+    return model
+
+
+def _callbacks(
+    keras: Any, settings: TrainSettings, run_dir: Path, rows: list[dict[str, float]], log: Log
+) -> list[Any]:
+    """Per-epoch log line, best-model checkpoint, early stopping and the LR schedule."""
+    monitor, mode, patience = settings.monitor, settings.mode, settings.patience
     callbacks = [
-        _EpochLogger(keras, rows, epochs, monitor, log).callback,
+        _EpochLogger(keras, rows, settings.epochs, monitor, log).callback,
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "model.keras"), monitor=monitor, mode=mode, save_best_only=True
         ),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode=mode,
-            patience=patience or epochs + 1,
+            patience=patience or settings.epochs + 1,
             restore_best_weights=True,
         ),
     ]
-    if spec_arch.lr_schedule == "plateau":
+    if settings.arch.lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss", factor=0.5, patience=max(2, patience // 2), min_lr=1e-5
             )
         )
+    return callbacks
+
+
+def _fit(
+    keras: Any,
+    model: Any,
+    caches: dict[str, Cache],
+    settings: TrainSettings,
+    run_dir: Path,
+    log: Log,
+) -> list[dict[str, float]]:
+    """Run ``model.fit`` on the cached splits; returns one history row per epoch."""
+    augmenter = make_augmenter(settings.augment, settings.seed)
+    train_ds = make_dataset(
+        caches["train"],
+        settings.batch_size,
+        shuffle=True,
+        seed=settings.seed,
+        augmenter=augmenter,
+    )
+    val_ds = make_dataset(
+        caches["validation"], settings.batch_size, shuffle=False, seed=settings.seed
+    )
+    rows: list[dict[str, float]] = []
     log(
-        f"training {spec_arch.name} ({model.count_params():,} parameters) on "
+        f"training {settings.arch.name} ({model.count_params():,} parameters) on "
         f"{len(caches['train'])} images, validating on {len(caches['validation'])}"
     )
     model.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=epochs,
-        callbacks=callbacks,
+        epochs=settings.epochs,
+        callbacks=_callbacks(keras, settings, run_dir, rows, log),
         verbose=0,
         shuffle=False,
     )  # the pipeline shuffles
-    model.save(run_dir / "model.keras")  # best weights (restored by EarlyStopping)
+    return rows
 
-    scores = [r[monitor] for r in rows]
-    best = int(np.nanargmax(scores) if mode == "max" else np.nanargmin(scores))
-    test_report = None
-    if "test" in caches:
-        test_report = _evaluate(model, caches["test"], labels, batch_size, spec_arch.output)
-        write_json(run_dir / "report.json", test_report)
-        plots.confusion_matrix(
-            run_dir / "confusion_matrix.png",
-            test_report["confusion_matrix"],
-            labels,
-            f"test accuracy {test_report['accuracy']:.3f}",
-        )
-    seconds = time.perf_counter() - started
-    skipped = [s for c in caches.values() for s in c.skipped]
-    config = {
-        "architecture": spec_arch.name,
+
+def _test_report(
+    model: Any,
+    caches: dict[str, Cache],
+    labels: tuple[str, ...],
+    settings: TrainSettings,
+    run_dir: Path,
+) -> dict[str, Any] | None:
+    """With a test split: per-class report + confusion matrix written to the run; else None."""
+    if "test" not in caches:
+        return None
+    report = _evaluate(model, caches["test"], labels, settings.batch_size, settings.arch.output)
+    write_json(run_dir / "report.json", report)
+    plots.confusion_matrix(
+        run_dir / "confusion_matrix.png",
+        report["confusion_matrix"],
+        labels,
+        f"test accuracy {report['accuracy']:.3f}",
+    )
+    return report
+
+
+def _run_config(
+    settings: TrainSettings,
+    dataset: Dataset,
+    caches: dict[str, Cache],
+    rows: list[dict[str, float]],
+    best: int,
+    test_report: dict[str, Any] | None,
+    skipped: list[tuple[str, str]],
+    model: Any,
+    seconds: float,
+    data_dir: str | Path,
+) -> dict[str, Any]:
+    """The run's ``config.json``: what export needs plus every setting and the data counts."""
+    labels, spec = dataset.labels, settings.input
+    return {
+        "architecture": settings.arch.name,
         "input": {
-            "height": height,
-            "width": width,
+            "height": spec.height,
+            "width": spec.width,
             "channels": spec.channels,
-            "color": color,
+            "color": spec.color,
             "fit": spec.fit,
             "interpolation": spec.interpolation,
         },
         "labels": list(labels),
         "num_classes": len(labels),
-        "output": spec_arch.output,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "learning_rate": learning_rate,
-        "loss": spec_arch.loss,
-        "lr_schedule": spec_arch.lr_schedule,
-        "patience": patience,
-        "monitor": monitor,
-        "augment": aug,
-        "val_split": val_split,
-        "test_split": test_split,
+        "output": settings.arch.output,
+        "seed": settings.seed,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "optimizer": settings.optimizer,
+        "learning_rate": settings.learning_rate,
+        "loss": settings.arch.loss,
+        "lr_schedule": settings.arch.lr_schedule,
+        "patience": settings.patience,
+        "monitor": settings.monitor,
+        "augment": settings.augment,
+        "val_split": settings.val_split,
+        "test_split": settings.test_split,
         "data": {
             "dir": str(Path(data_dir).resolve()),
             "layout": dataset.layout,
@@ -285,30 +464,26 @@ def train(
         },
         "model": "model.keras",
         "edgecnn_version": __version__,
-        "versions": {"keras": keras.__version__, "tensorflow": _tf_version()},
+        "versions": {"keras": _deps.keras().__version__, "tensorflow": _tf_version()},
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    write_json(run_dir / "labels.json", {"labels": list(labels)})
+
+
+def _write_run(
+    run_dir: Path,
+    config: dict[str, Any],
+    rows: list[dict[str, float]],
+    best: int,
+    settings: TrainSettings,
+) -> None:
+    """labels.json, config.json, history.csv and history.png beside the saved model."""
+    write_json(run_dir / "labels.json", {"labels": config["labels"]})
     write_json(run_dir / "config.json", config)
     history.write_history_csv(run_dir / "history.csv", rows)
     history.plot_history(
-        run_dir / "history.png", rows, f"{spec_arch.name}: best {monitor} at epoch {best + 1}"
-    )
-    for split in caches:
-        (run_dir / f".cache-{split}.npy").unlink(missing_ok=True)
-    return TrainResult(
-        run_dir=run_dir,
-        model_path=run_dir / "model.keras",
-        labels=labels,
-        input=spec,
-        val_accuracy=float(rows[best]["val_accuracy"]),
-        best_epoch=best + 1,
-        epochs_run=len(rows),
-        seconds=seconds,
-        test_report=test_report,
-        skipped=skipped,
-        history=rows,
-        config=config,
+        run_dir / "history.png",
+        rows,
+        f"{settings.arch.name}: best {settings.monitor} at epoch {best + 1}",
     )
 
 
