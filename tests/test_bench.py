@@ -318,7 +318,7 @@ def test_folder_without_images(color_model_path: Path, tmp_path: Path) -> None:
 )
 def test_bad_settings(color_model_path: Path, args: list[str], message: str) -> None:
     result = run_bench(str(color_model_path), *args)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # usage errors, like Click's own
     assert "Error:" in result.output and message in result.output
 
 

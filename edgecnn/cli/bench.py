@@ -87,14 +87,21 @@ def bench(
     for flag, path in outputs.items():
         if path:
             check_writable(path, flag)  # before minutes of measuring, not after
-    settings = Settings(
-        batch_sizes=tuple(b for b in parse_list(batch_sizes) if b is not None),
-        threads=parse_list(threads, allow_auto=True),
-        warmup=warmup,
-        iterations=iterations,
-        duration=duration,
-        provider=provider,
-    )
+    if plot_out:
+        from edgecnn.tools import plots
+
+        plots.pyplot()  # matplotlib missing: say so now, not after the measurement
+    try:
+        settings = Settings(
+            batch_sizes=tuple(b for b in parse_list(batch_sizes) if b is not None),
+            threads=parse_list(threads, allow_auto=True),
+            warmup=warmup,
+            iterations=iterations,
+            duration=duration,
+            provider=provider,
+        )
+    except BenchError as exc:  # settings that cannot run are usage errors (exit 2)
+        raise click.UsageError(str(exc)) from None
     progress = _progress(not quiet and sys.stderr.isatty())
     run = Benchmark(list(models), settings, images=images, keras=keras_model, progress=progress)
     try:

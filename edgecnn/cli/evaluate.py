@@ -77,6 +77,10 @@ def evaluate(
     for flag, path in (("--json", json_path), ("--png", png_path)):
         if path:
             check_writable(path, flag)  # before the evaluation, not after
+    if png_path:
+        from edgecnn.tools import plots
+
+        plots.pyplot()  # matplotlib missing: say so before evaluating, not after
     keras_options = None
     if not evaluation.is_onnx(model):
         from edgecnn.export.model_source import InputOverrides

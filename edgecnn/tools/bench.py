@@ -634,6 +634,12 @@ def machine_limit(
     }
 
 
+#: A pipeline measured above this fraction of its limit means the stage timings were disturbed.
+IMPOSSIBLE_FRACTION = 1.1
+#: Other processes using at least this share of the CPU make a low fraction unexplainable.
+DISTURBED_SHARE = 0.25
+
+
 _STAGE_WORDS = {
     "decode": "image decoding",
     "preprocess": "preprocessing (crop + resize)",
@@ -653,11 +659,31 @@ def verdict(row: dict[str, Any], items: Sequence[Item] = ()) -> str:
         words = "JPEG decoding"
     text = f"bound by {words} ({share[stage]:.0%} of the CPU time per image)"
     fraction = row.get("fraction_of_limit")
-    if fraction is not None:
-        text += f"; pipeline at {fraction:.0%} of this machine's limit"
-        if fraction < 0.8:
-            text += " (stages do not overlap well: try other --threads / batch sizes)"
+    if fraction is None:
+        return text
+    if fraction > IMPOSSIBLE_FRACTION:
+        # Faster than the limit computed from its own stages: the stage timings (one core) were
+        # slowed by something else, so the limit is wrong and no advice follows from it.
+        return text + (
+            f"; pipeline at {fraction:.0%} of the limit its stage timings give, which is "
+            f"impossible: the measurement was disturbed{_others(row)}; measure on a quiet machine"
+        )
+    text += f"; pipeline at {fraction:.0%} of this machine's limit"
+    others = max(row.get("others_cpu_share") or 0.0, row.get("one_core_others_cpu_share") or 0.0)
+    if fraction < 0.8 and others >= DISTURBED_SHARE:
+        text += f"; the measurement was disturbed{_others(row)}: measure on a quiet machine"
+    elif fraction < 0.8:
+        text += " (stages do not overlap well: try other --threads / batch sizes)"
     return text
+
+
+def _others(row: dict[str, Any]) -> str:
+    """`` (other processes used up to N% of the CPU)`` when that was measured, else nothing."""
+    shares = [row.get(k) for k in ("others_cpu_share", "one_core_others_cpu_share")]
+    known = [s for s in shares if s is not None]
+    if not known:
+        return ""
+    return f" (other processes used up to {max(known):.0%} of the CPU)"
 
 
 def _read_all(items: Sequence[Item]) -> None:

@@ -4,6 +4,7 @@ The JSON file is the report itself, written with :func:`edgecnn.tools.report_fil
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ from typing import Any
 from edgecnn.tools import plots
 
 _LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "max")
+
+#: The terminal report fits this many columns; Markdown and JSON keep every column.
+TERMINAL_WIDTH = 100
+#: Columns the terminal drops first, in order, until a table fits (all stay in Markdown / JSON).
+_DROP_FIRST = (
+    *("p90 ms", "min ms", "mean ms", "post ms", "p99 ms", "images", "ms/img", "max ms"),
+    *("prep ms", "others CPU"),
+)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -101,7 +110,7 @@ def warmup_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def pipeline_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the end-to-end table (one-core stage means, pipeline vs limit)."""
     header = ["model", "threads", "batch", "images", "img/s", "limit img/s", "% limit"]
-    header += ["decode ms", "preproc ms", "infer ms/img", "post ms", "vs keras pipeline"]
+    header += ["decode ms", "prep ms", "infer ms", "post ms", "vs keras"]
     header += ["others CPU"]
     rows = []
     for row in report["end_to_end"]:
@@ -135,6 +144,35 @@ def pipeline_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _without_empty(
+    header: Sequence[str], rows: Sequence[Sequence[str]], report: dict[str, Any]
+) -> tuple[list[str], list[list[str]]]:
+    """Drop columns that say nothing: all "-", or ``vs first`` when one model was measured."""
+    keep = [
+        i
+        for i, name in enumerate(header)
+        if any(row[i] != "-" for row in rows)
+        and not (name == "vs first" and len(report["models"]) < 2)
+    ]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def _fitted(
+    header: Sequence[str], rows: Sequence[Sequence[str]], width: int = TERMINAL_WIDTH
+) -> tuple[list[str], list[list[str]]]:
+    """Drop the least important columns (:data:`_DROP_FIRST`) until the table fits ``width``."""
+    header, rows = list(header), [list(r) for r in rows]
+    for name in _DROP_FIRST:
+        if max(map(len, _aligned(header, rows))) <= width:
+            break
+        if name in header:
+            i = header.index(name)
+            header.pop(i)
+            for row in rows:
+                row.pop(i)
+    return header, rows
+
+
 def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     numeric = [i >= 1 for i in range(len(header))]
@@ -156,9 +194,18 @@ def _verdicts(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _wrapped(lines: Sequence[str], width: int = TERMINAL_WIDTH) -> list[str]:
+    """Long lines folded at ``width``, continuation lines indented."""
+    out: list[str] = []
+    for line in lines:
+        out += textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False) or [""]
+    return out
+
+
 def terminal(report: dict[str, Any]) -> str:
-    """A readable plain-text report."""
-    lines = environment_lines(report)
+    """A readable plain-text report that fits :data:`TERMINAL_WIDTH` columns (the Markdown and
+    JSON reports keep every column)."""
+    lines = _wrapped(environment_lines(report))
     lines.append("others CPU: share of this machine's CPU used by other processes meanwhile")
     for title, table in (
         ("warm-up (not in the statistics)", warmup_table(report)),
@@ -170,10 +217,10 @@ def terminal(report: dict[str, Any]) -> str:
                 continue
             table = pipeline_table(report)
         if table[1]:
-            lines += ["", title, *_aligned(*table)]
+            lines += ["", title, *_aligned(*_fitted(*_without_empty(*table, report)))]
     verdicts = _verdicts(report)
     if verdicts:
-        lines += ["", *verdicts]
+        lines += ["", *_wrapped(verdicts)]
     return "\n".join(lines)
 
 
@@ -204,6 +251,11 @@ def _short(name: str) -> str:
     return name.removesuffix(".onnx")
 
 
+def _threads(threads: str) -> str:
+    """``"1 thread"``, ``"4 threads"``, ``"auto threads"``."""
+    return "1 thread" if str(threads) == "1" else f"{threads} threads"
+
+
 def plot(report: dict[str, Any], path: str | Path) -> None:
     """PNG: per-image latency distribution per configuration, and throughput per batch size."""
     plt = plots.pyplot()
@@ -220,12 +272,13 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     if data:
         ax.boxplot(data, showfliers=True, whis=(5, 95))
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("ms per image (whiskers p5-p95)")
+    ax.set_yscale("log")  # ONNX at 0.2 ms and Keras at 30 ms both readable
+    ax.set_ylabel("ms per image, log scale (whiskers p5-p95)")
     ax.set_title("Latency distribution (model only)")
     ax = axes[0][1]
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        series.setdefault(f"{_short(r['model'])}, {r['threads']} threads", []).append(
+        series.setdefault(f"{_short(r['model'])}, {_threads(r['threads'])}", []).append(
             (r["batch_size"], r["images_per_second"])
         )
     for name, points in series.items():

@@ -79,11 +79,26 @@ def format_report(report: dict[str, Any]) -> str:
         f"  {report['macro_f1']:5.3f}  {report['images']:7d}"
     )
     lines.append(f"accuracy: {report['accuracy']:.4f} on {report['images']} images")
-    labels = report["labels"]
-    cell = max(5, *(len(str(v)) for row in report["confusion_matrix"] for v in row))
-    short = [label[:cell] for label in labels]
-    lines.append("confusion matrix (rows: true, columns: predicted)")
-    lines.append(" " * (width + 2) + " ".join(f"{s:>{cell}}" for s in short))
-    for label, row in zip(labels, report["confusion_matrix"], strict=True):
-        lines.append(f"{label:<{width}}  " + " ".join(f"{v:>{cell}}" for v in row))
+    lines += confusion_lines(report["labels"], report["confusion_matrix"], width)
     return "\n".join(lines)
+
+
+def confusion_lines(
+    labels: Sequence[str], matrix: Sequence[Sequence[int]], width: int, max_width: int = 100
+) -> list[str]:
+    """The confusion matrix as text, column headers never cut: whole labels when the table fits
+    ``max_width`` columns, else numbered columns with the numbers in front of the row labels."""
+    counts = max(len(str(v)) for row in matrix for v in row) if matrix else 1
+    cell = max(counts, *(len(label) for label in labels))
+    heads: list[str] = list(labels)
+    names = list(labels)
+    if width + 2 + (cell + 1) * len(labels) > max_width:
+        heads = [str(i) for i in range(1, len(labels) + 1)]
+        names = [f"{i} {label}" for i, label in enumerate(labels, 1)]
+        cell = max(counts, len(heads[-1]) if heads else 1)
+    name_width = max([width, *(len(n) for n in names)])
+    lines = ["confusion matrix (rows: true, columns: predicted)"]
+    lines.append(" " * (name_width + 2) + " ".join(f"{h:>{cell}}" for h in heads))
+    for name, row in zip(names, matrix, strict=True):
+        lines.append(f"{name:<{name_width}}  " + " ".join(f"{v:>{cell}}" for v in row))
+    return lines

@@ -21,7 +21,7 @@ def pyplot() -> Any:
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "train") from exc
+        raise MissingDependencyError("matplotlib", "plot") from exc
     return plt
 
 

@@ -1,0 +1,94 @@
+"""What a new user hits in the first hour (issue 15): messages, hints and reports that say
+what happened. Real models, real files, real subprocesses; nothing timed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import cli
+from edgecnn.tools import bench_report
+from edgecnn.tools.bench import Benchmark, Settings, verdict
+from edgecnn.tools.metrics import confusion_lines
+
+FAST = {"iterations": 2, "warmup": 0}
+
+
+# ----------------------------------------------------------------------------- bench output
+
+
+def test_pipeline_above_its_limit_is_reported_as_disturbed() -> None:
+    row = {"cpu_share": {"decode": 0.7, "preprocess": 0.1, "inference": 0.2, "postprocess": 0.0}}
+    line = verdict({**row, "fraction_of_limit": 1.36, "others_cpu_share": 0.4})
+    assert "136%" in line and "disturbed" in line and "40%" in line
+    assert "try other" not in line and "machine's limit" not in line
+    loaded = verdict({**row, "fraction_of_limit": 0.5, "one_core_others_cpu_share": 0.6})
+    assert "disturbed" in loaded and "try other" not in loaded
+    quiet = verdict({**row, "fraction_of_limit": 0.5, "others_cpu_share": 0.01})
+    assert "try other" in quiet and "disturbed" not in quiet
+
+
+def test_terminal_report_fits_100_columns(color_model_path: Path, color_folder: Path) -> None:
+    settings = Settings(batch_sizes=(1, 2), threads=(1, None), **FAST)
+    report = Benchmark([str(color_model_path)], settings, images=str(color_folder)).run()
+    text = bench_report.terminal(report)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert "vs first" not in text  # one model: nothing to compare with
+    assert "p50 ms" in text and "img/s" in text
+    markdown = bench_report.markdown(report)
+    assert "p90 ms" in markdown and "mean ms" in markdown  # every column stays in Markdown
+
+
+def test_plot_legend_says_one_thread() -> None:
+    assert bench_report._threads("1") == "1 thread"
+    assert bench_report._threads("auto") == "auto threads"
+
+
+# ----------------------------------------------------------------------------- plotting extra
+
+_NO_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None\nfrom edgecnn.cli import main\n"
+
+
+@pytest.mark.parametrize("verb", ["bench", "eval"])
+def test_plot_without_matplotlib_fails_before_measuring_and_names_the_plot_extra(
+    verb: str, color_model_path: Path, color_folder: Path, tmp_path: Path
+) -> None:
+    """A runtime-only install (matplotlib not importable): the hint names the light `plot`
+    extra, not TensorFlow's, and comes before any measuring (no table printed)."""
+    png = tmp_path / "out.png"
+    if verb == "bench":
+        args = ["bench", str(color_model_path), "--iterations", "1", "--plot", str(png)]
+    else:
+        args = ["eval", str(color_model_path), str(color_folder), "--png", str(png)]
+    code = _NO_MATPLOTLIB + f"main({args!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "pip install 'edgecnn[plot]'" in done.stderr and "[train]" not in done.stderr
+    assert done.stdout == ""  # nothing measured, nothing printed
+    assert not png.exists()
+
+
+def test_plot_extra_is_declared() -> None:
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'plot = ["matplotlib' in text
+
+
+# ----------------------------------------------------------------------------- small ones
+
+
+def test_confusion_matrix_headers_are_never_cut() -> None:
+    labels = ["circle", "square", "star", "triangle"]
+    lines = confusion_lines(labels, [[1, 0, 0, 0]] * 4, width=9)
+    assert all(label in lines[1] for label in labels)
+    long = [f"Apple___Cedar_apple_rust_{i}" for i in range(8)]
+    lines = confusion_lines(long, [[0] * 8] * 8, width=30)
+    assert all(len(line) <= 100 for line in lines)
+    assert all(any(label in line for line in lines) for label in long)
+
+
+def test_run_result_exists() -> None:
+    assert CliRunner().invoke(cli, ["--help"]).exit_code == 0
