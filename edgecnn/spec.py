@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgecnn.errors import ModelError
+from edgecnn.strict_json import MAX_SIDE, Fields, loads
 
 METADATA_KEY = "edgecnn"
 FORMAT_VERSION = 1
@@ -35,20 +36,21 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         problems = []
-        if not (isinstance(self.height, int) and isinstance(self.width, int)):
+        sides = (self.height, self.width)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in sides):
             problems.append("height and width must be integers")
-        elif self.height < 1 or self.width < 1:
-            problems.append(f"size {self.height}x{self.width} is not positive")
-        if self.color not in COLORS:
+        elif not all(1 <= v <= MAX_SIDE for v in sides):
+            problems.append(f"size {self.height}x{self.width} is outside 1..{MAX_SIDE}")
+        if not isinstance(self.color, str) or self.color not in COLORS:
             problems.append(f"color {self.color!r} is not one of {', '.join(COLORS)}")
         expected = 1 if self.color == "gray" else 3
-        if self.channels != expected:
+        if isinstance(self.channels, bool) or self.channels != expected:
             problems.append(
-                f"color {self.color!r} needs {expected} channel(s), not {self.channels}"
+                f"color {self.color!r} needs {expected} channel(s), not {self.channels!r}"
             )
-        if self.fit not in FITS:
+        if not isinstance(self.fit, str) or self.fit not in FITS:
             problems.append(f"fit {self.fit!r} is not one of {', '.join(FITS)}")
-        if self.interpolation not in INTERPOLATIONS:
+        if not isinstance(self.interpolation, str) or self.interpolation not in INTERPOLATIONS:
             problems.append(
                 f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
             )
@@ -66,20 +68,29 @@ class InputSpec:
         return self.height, self.width, self.channels
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
-        """Build from the ``input`` object of the metadata JSON."""
+    def from_fields(cls, fields: Fields) -> InputSpec:
+        """Read the contract's ``input`` object strictly: every key present, with its type."""
+        values = {
+            "height": fields.integer("height", 1, MAX_SIDE),
+            "width": fields.integer("width", 1, MAX_SIDE),
+            "channels": fields.integer("channels", 1, 3),
+            "color": fields.string("color", COLORS),
+            "fit": fields.string("fit", FITS),
+            "interpolation": fields.string("interpolation", INTERPOLATIONS),
+        }
         try:
-            color = data.get("color", "rgb")
-            return cls(
-                height=int(data["height"]),
-                width=int(data["width"]),
-                channels=int(data.get("channels", 1 if color == "gray" else 3)),
-                color=color,
-                fit=data.get("fit", "crop"),
-                interpolation=data.get("interpolation", "bilinear"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"invalid input spec {data!r}: {exc}") from exc
+            return cls(**values)
+        except ModelError as exc:
+            fields.fail(str(exc))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "input spec") -> InputSpec:
+        """Build from the ``input`` object of the metadata JSON (strict, see from_fields)."""
+        return cls.from_fields(Fields(data, where))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's ``input`` object."""
+        return asdict(self)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -122,16 +133,12 @@ class ModelSpec:
         """Number of labels, which must equal the model's output width."""
         return len(self.labels)
 
-    def with_updates(self, **changes: Any) -> ModelSpec:
-        """A copy with some fields replaced (specs are immutable)."""
-        return replace(self, **changes)
-
     def to_dict(self) -> dict[str, Any]:
         """The metadata object, in the documented key order."""
         data: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "labels": list(self.labels),
-            "input": asdict(self.input),
+            "input": self.input.to_dict(),
             "precision": self.precision,
         }
         for key in ("architecture", "created", "edgecnn_version"):
@@ -152,54 +159,56 @@ class ModelSpec:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        """Parse the metadata object; unknown keys are kept in ``extra`` and written back."""
-        if not isinstance(data, dict):
-            raise ModelError("edgecnn metadata is not a JSON object")
-        fmt = data.get("format", FORMAT_VERSION)
+    def from_dict(cls, data: Any, where: str = "edgecnn metadata") -> ModelSpec:
+        """Read the metadata object strictly: a one-line ModelError names any field that breaks
+        the contract; unknown keys are kept in ``extra`` (nested 8 levels at most)."""
+        fields = Fields(data, where)
+        fmt = fields.integer("format", default=FORMAT_VERSION)
         if fmt != FORMAT_VERSION:
             raise ModelError(
-                f"edgecnn metadata format {fmt!r} is not supported by this version "
+                f"{where}: format {fmt!r} is not supported by this version "
                 f"(expects {FORMAT_VERSION}); upgrade edgecnn"
             )
-        labels = data.get("labels")
-        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            raise ModelError("edgecnn metadata 'labels' must be a list of strings")
-        if "input" not in data or not isinstance(data["input"], dict):
-            raise ModelError("edgecnn metadata has no 'input' object")
-        known = {
-            "format",
-            "labels",
-            "input",
-            "precision",
-            "architecture",
-            "created",
-            "edgecnn_version",
-            "training",
-            "quantization",
-            "verification",
+        export = fields.child("export", default=None)
+        if export is not None:
+            export.child("normalization", default=None)
+        values = {
+            "labels": fields.strings("labels"),
+            "input": InputSpec.from_fields(fields.child("input")),
+            "precision": fields.string("precision", PRECISIONS),
+            "architecture": fields.string("architecture", default=None),
+            "created": fields.string("created", default=None),
+            "edgecnn_version": fields.string("edgecnn_version", default=None),
+            "training": fields.scalars("training", default={}) or {},
+            "quantization": fields.scalars("quantization", default=None),
+            "verification": fields.scalars("verification", default=None),
+            "extra": {k: fields.json_value(k) for k in data if k not in _KNOWN},
         }
-        return cls(
-            labels=tuple(labels),
-            input=InputSpec.from_dict(data["input"]),
-            precision=data.get("precision", "fp32"),
-            architecture=data.get("architecture"),
-            created=data.get("created"),
-            edgecnn_version=data.get("edgecnn_version"),
-            training=dict(data.get("training") or {}),
-            quantization=data.get("quantization"),
-            verification=data.get("verification"),
-            extra={k: v for k, v in data.items() if k not in known},
-        )
+        try:
+            return cls(**values)
+        except ModelError as exc:
+            fields.fail(str(exc))
 
     @classmethod
-    def from_json(cls, text: str) -> ModelSpec:
-        """Parse the JSON string stored in the ONNX metadata."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"edgecnn metadata is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+    def from_json(cls, text: str | bytes, where: str = "edgecnn metadata") -> ModelSpec:
+        """Parse the JSON string stored in the ONNX metadata (strict, see :meth:`from_dict`)."""
+        return cls.from_dict(loads(text, where), where)
+
+
+_KNOWN = frozenset(
+    (
+        "format",
+        "labels",
+        "input",
+        "precision",
+        "architecture",
+        "created",
+        "edgecnn_version",
+        "training",
+        "quantization",
+        "verification",
+    )
+)
 
 
 def read_labels_file(path: str) -> tuple[str, ...]:

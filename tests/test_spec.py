@@ -53,28 +53,104 @@ def test_design_doc_example_parses():
     assert spec.num_classes == 3
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("not json", "not valid JSON"),
-        ("[]", "not a JSON object"),
-        ('{"format": 2, "labels": ["a"], "input": {"height": 1, "width": 1}}', "format 2"),
-        ('{"labels": "abc", "input": {"height": 1, "width": 1}}', "list of strings"),
-        ('{"labels": ["a"]}', "no 'input'"),
-        ('{"labels": [], "input": {"height": 8, "width": 8}}', "no labels"),
-        ('{"labels": ["a", "a"], "input": {"height": 8, "width": 8}}', "duplicate"),
-        ('{"labels": ["a"], "input": {"height": 8, "width": 8}, "precision": "int4"}', "int4"),
-        ('{"labels": ["a"], "input": {"height": 8, "width": 8, "fit": "zoom"}}', "fit 'zoom'"),
-        (
-            '{"labels": ["a"], "input": {"height": 8, "width": 8, "color": "gray", "channels": 3}}',
-            "needs 1 channel",
-        ),
-        ('{"labels": ["a"], "input": {"width": 8}}', "invalid input spec"),
-    ],
-)
-def test_invalid_metadata_is_refused_with_the_reason(text, message):
-    with pytest.raises(ModelError, match=message):
+VALID = {
+    "format": 1,
+    "labels": ["a", "b"],
+    "input": {
+        "height": 8,
+        "width": 8,
+        "channels": 3,
+        "color": "rgb",
+        "fit": "crop",
+        "interpolation": "area",
+    },
+    "precision": "fp32",
+}
+
+
+def changed(path: str, value: object = None, *, delete: bool = False) -> str:
+    """VALID as JSON with the dotted ``path`` set to ``value`` (or deleted)."""
+    data = json.loads(json.dumps(VALID))
+    *parents, key = path.split(".")
+    target = data
+    for name in parents:
+        target = target[name]
+    if delete:
+        del target[key]
+    else:
+        target[key] = value
+    return json.dumps(data)
+
+
+BAD_METADATA = [
+    ("not json", "not valid JSON"),
+    ("[]", "expected an object, got a list"),
+    ("[" * 100_000, "nested too deeply|not valid JSON"),
+    ('{"labels": [' + "1" * 5000 + "]}", "not valid JSON"),  # int() digit limit: ValueError
+    (changed("format", 2), "format 2"),
+    (changed("format", True), "format: expected an integer"),
+    (changed("labels", "abc"), "labels: expected a list of strings"),
+    (changed("labels", [1]), "labels: item 0 is a number"),
+    (changed("labels", []), "no labels"),
+    (changed("labels", ["a", "a"]), "duplicate"),
+    (changed("input", delete=True), "input: missing"),
+    (changed("input", "x"), "input: expected an object, got a string"),
+    (changed("input.height", 8.9), "input.height: expected an integer, got a number 8.9"),
+    (changed("input.height", "8"), "input.height: expected an integer, got a string"),
+    (changed("input.width", True), "input.width: expected an integer, got a boolean"),
+    (changed("input.height", 8193), "input.height: 8193 is outside 1..8192"),
+    (changed("input.width", 0), "input.width: 0 is outside"),
+    (changed("input.channels", None), "input.channels: expected an integer, got null"),
+    (changed("input.color", delete=True), "input.color: missing"),
+    (changed("input.fit", delete=True), "input.fit: missing"),
+    (changed("input.interpolation", delete=True), "input.interpolation: missing"),
+    (changed("input.fit", "zoom"), "input.fit: 'zoom' is not one of"),
+    (changed("input.color", ["rgb"]), "input.color: expected a string"),
+    (changed("input.color", "gray"), "needs 1 channel"),
+    (changed("precision", "int4"), "precision: 'int4' is not one of"),
+    (changed("precision", delete=True), "precision: missing"),
+    (changed("architecture", 5), "architecture: expected a string"),
+    (changed("training", "oops"), "training: expected an object, got a string"),
+    (changed("training", 5), "training: expected an object, got a number"),
+    (changed("training", {"x": {"y": 1}}), "training.x: expected a string, number"),
+    (changed("training", {"x": float("nan")}), "training.x: nan is not finite"),
+    (changed("quantization", [1]), "quantization: expected an object, got a list"),
+    (changed("verification", "x"), "verification: expected an object"),
+    (changed("export", "x"), "export: expected an object, got a string"),
+    (changed("export", {"normalization": 3}), "export.normalization: expected an object"),
+    (changed("future", json.loads("[" * 20 + "]" * 20)), "future: nested more than 8 levels"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_METADATA)
+def test_invalid_metadata_is_one_model_error_naming_the_field(text, message):
+    with pytest.raises(ModelError, match=message) as caught:
         ModelSpec.from_json(text)
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("edgecnn metadata")
+
+
+def test_the_valid_base_parses():
+    assert ModelSpec.from_json(json.dumps(VALID)).input.interpolation == "area"
+
+
+def test_info_and_the_runtime_refuse_bad_metadata_with_one_line(tmp_path):
+    """No traceback from any metadata: ``edgecnn info`` prints one Error line, exit 1."""
+    from click.testing import CliRunner
+
+    from edgecnn import Classifier
+    from edgecnn.cli import cli
+    from tests.models import color_model, save
+
+    for n, overrides in enumerate(({"training": "oops"}, {"export": "x"}, {"input": 5})):
+        path = save(color_model(spec_overrides=overrides), tmp_path / f"bad{n}.onnx")
+        key = next(iter(overrides))
+        with pytest.raises(ModelError, match=f"bad{n}.onnx: edgecnn metadata: {key}: expected"):
+            Classifier.load(path, provider="cpu")
+        result = CliRunner().invoke(cli, ["info", str(path)])
+        assert result.exit_code == 1 and result.exception is not None
+        assert isinstance(result.exception, SystemExit)
+        assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
 
 
 @pytest.mark.parametrize(

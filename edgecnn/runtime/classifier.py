@@ -20,7 +20,7 @@ from edgecnn.errors import ImageError, ModelError, SourceError
 from edgecnn.preprocess import ImageInput, decode, prepare
 from edgecnn.runtime.batch_pipeline import Pipeline, load_one
 from edgecnn.runtime.prediction import Prediction
-from edgecnn.runtime.providers import CUDA, CudaStatus, create_session, cuda_status
+from edgecnn.runtime.providers import CudaStatus, create_session, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
 
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
@@ -28,6 +28,7 @@ DEFAULT_MODEL_GPU = "shapes-fp32.onnx"
 FOREIGN_FLAGS = "--labels FILE --input-size HxW [--color rgb|bgr|gray] [--fit crop|stretch|pad]"
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_OUTPUT_TYPES = (*_FLOAT_TYPES, "tensor(double)")
 
 
 def default_model_path(provider: str = "auto", status: CudaStatus | None = None) -> Path:
@@ -85,6 +86,11 @@ class Classifier:
             )
         self._input = inputs[0]
         self._output = outputs[0]
+        if self._output.type not in _OUTPUT_TYPES:
+            raise ModelError(
+                f"{path}: output {self._output.name!r} is {self._output.type}, "
+                "not float scores (edgecnn reads the first output as class probabilities)"
+            )
         shape = list(self._input.shape)
         if len(shape) != 4:
             raise ModelError(f"{path}: input {self._input.name!r} has shape {shape}, not 4-D")
@@ -94,7 +100,8 @@ class Classifier:
         width = outputs[0].shape[-1] if outputs[0].shape else None
         if isinstance(width, int) and width != spec.num_classes:
             raise ModelError(
-                f"{path}: the model outputs {width} classes but has {spec.num_classes} labels"
+                f"{path}: output {self._output.name!r} has {width} classes but the model has "
+                f"{spec.num_classes} labels"
             )
 
     # ----------------------------------------------------------------- loading
@@ -124,7 +131,7 @@ class Classifier:
                     f"{name} carries its own edgecnn metadata (labels, input spec); "
                     f"{FOREIGN_FLAGS} are only for models exported elsewhere"
                 )
-            spec = ModelSpec.from_json(meta[METADATA_KEY])
+            spec = ModelSpec.from_json(meta[METADATA_KEY], f"{name}: edgecnn metadata")
         elif foreign is None:
             raise ModelError(
                 f"{name} carries no edgecnn metadata (exported elsewhere?); run it with "
@@ -151,16 +158,20 @@ class Classifier:
         for got, want, what in zip(dims, expected, ("height", "width", "channels"), strict=True):
             if isinstance(got, int) and got > 0 and got != want:
                 raise ModelError(
-                    f"{self.path}: the model's input {what} is {got} but the spec says {want}"
+                    f"{self.path}: input {self._input.name!r} has {what} {got} but the spec "
+                    f"says {want}"
                 )
         dtype = self._input.type
         if self._foreign is None and dtype != "tensor(uint8)":
             raise ModelError(
-                f"{self.path}: edgecnn models take uint8 images, this input is {dtype}"
+                f"{self.path}: edgecnn models take uint8 images, input "
+                f"{self._input.name!r} is {dtype}"
             )
         if self._foreign is not None and dtype != "tensor(uint8)":
             if dtype not in _FLOAT_TYPES:
-                raise ModelError(f"{self.path}: unsupported input type {dtype}")
+                raise ModelError(
+                    f"{self.path}: input {self._input.name!r} has unsupported type {dtype}"
+                )
             if self._foreign.scale is None:
                 raise ModelError(
                     f"{self.path}: the model takes {dtype} input; say how pixels are "
@@ -208,11 +219,6 @@ class Classifier:
     def fixed_batch(self) -> int | None:
         """The batch size the model's input is fixed to, or None when the batch is symbolic."""
         return self._fixed_batch
-
-    @property
-    def on_gpu(self) -> bool:
-        """True when the session runs on CUDA."""
-        return self.provider == CUDA
 
     @property
     def labels(self) -> tuple[str, ...]:
