@@ -133,7 +133,7 @@ def test_model_without_metadata_is_refused_naming_the_flags(tmp_path):
 def test_labels_that_do_not_match_the_output(tmp_path):
     path = save(color_model(spec_overrides={"labels": ["a", "b"]}), tmp_path / "m.onnx")
     with pytest.raises(
-        ModelError, match="output .probabilities. has 3 classes but the model has 2 labels"
+        ModelError, match="output 'probabilities' has 3 classes but the model has 2 labels"
     ):
         Classifier.load(path)
 
