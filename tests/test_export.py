@@ -381,3 +381,14 @@ print("ok")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_real_keras_model_where_onnx_is_expected(run_dir: Path, fp32: Path) -> None:
+    """The run folder and the model.keras `edgecnn train` wrote, given to the edge runtime: the
+    message says what they are and how to export them; an ONNX file given to export says so."""
+    runner = CliRunner()
+    for model in (run_dir / "model.keras", run_dir):
+        result = runner.invoke(cli, ["info", str(model)])
+        assert result.exit_code == 1 and f"edgecnn export {model}" in result.output, result.output
+    result = runner.invoke(cli, ["export", str(fp32), "-o", str(fp32.with_name("again.onnx"))])
+    assert result.exit_code == 1 and "already an ONNX model" in result.output

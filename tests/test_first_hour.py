@@ -3,6 +3,7 @@ what happened. Real models, real files, real subprocesses; nothing timed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,78 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
+from edgecnn.errors import ModelError
+from edgecnn.runtime.classifier import Classifier
 from edgecnn.tools import bench_report
 from edgecnn.tools.bench import Benchmark, Settings, verdict
 from edgecnn.tools.metrics import confusion_lines
 
 FAST = {"iterations": 2, "warmup": 0}
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args))
+
+
+def keras_file(path: Path) -> Path:
+    """A file in Keras 3's ``.keras`` layout (a zip of metadata.json, config.json and the
+    weights' HDF5 file): what `edgecnn train` writes, without importing TensorFlow here."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", '{"keras_version": "3.15.0"}')
+        zf.writestr("config.json", '{"class_name": "Sequential", "config": {}}')
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64))
+    return path
+
+
+# ----------------------------------------------------------------------------- the wrong kind
+
+
+def test_keras_model_where_onnx_is_expected(tmp_path: Path) -> None:
+    model = keras_file(tmp_path / "model.keras")
+    for args in (
+        ["classify", "samples/images", "--model", str(model)],
+        ["info", str(model)],
+        ["bench", str(model), "--iterations", "1"],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "this is a Keras model" in result.output, result.output
+        assert f"edgecnn export {model}" in result.output and "PROTOBUF" not in result.output
+    with pytest.raises(ModelError, match="this is a Keras model"):
+        Classifier.load(model)
+    run = tmp_path / "run"
+    run.mkdir()
+    keras_file(run / "model.keras")
+    result = invoke("classify", "samples/images", "--model", str(run))
+    assert result.exit_code == 1 and "training run folder" in result.output, result.output
+    assert f"edgecnn export {run}" in result.output
+
+
+def test_export_of_an_onnx_file_says_already_onnx(color_model_path: Path, tmp_path: Path) -> None:
+    result = invoke("export", str(color_model_path), "-o", str(tmp_path / "out.onnx"))
+    assert result.exit_code == 1
+    assert "already an ONNX model" in result.output and "labels" not in result.output
+
+
+def test_info_on_a_model_without_metadata_shows_what_it_can(tmp_path: Path) -> None:
+    import onnx
+
+    from tests.models import color_model
+
+    model = color_model()
+    del model.metadata_props[:]
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, path)
+    result = invoke("info", str(path))
+    assert result.exit_code == 0, result.output
+    assert "image tensor(uint8)" in result.output and "probabilities tensor(float)" in result.output
+    assert f"opset {model.opset_import[0].version}" in " ".join(result.output.split())
+    assert "--labels FILE --input-size HxW" in result.output
+    data = json.loads(invoke("info", str(path), "--json").output)
+    assert data["edgecnn"] is None and data["opsets"]["ai.onnx"] == model.opset_import[0].version
+    assert data["ir_version"] == model.ir_version and data["bytes"] == path.stat().st_size
 
 
 # ----------------------------------------------------------------------------- bench output
@@ -88,7 +156,3 @@ def test_confusion_matrix_headers_are_never_cut() -> None:
     lines = confusion_lines(long, [[0] * 8] * 8, width=30)
     assert all(len(line) <= 100 for line in lines)
     assert all(any(label in line for line in lines) for label in long)
-
-
-def test_run_result_exists() -> None:
-    assert CliRunner().invoke(cli, ["--help"]).exit_code == 0

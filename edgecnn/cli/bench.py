@@ -23,7 +23,7 @@ def _progress(enabled: bool) -> Any:
 
 
 @click.command()
-@click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("models", nargs=-1, type=click.Path())
 @click.option(
     "--provider",
     type=click.Choice(PROVIDERS),

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from edgecnn.model_files import onnx_header
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
@@ -26,7 +28,18 @@ def info(model: str | None, as_json: bool) -> None:
     Without MODEL: the bundled default model.
     """
     from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.providers import create_session
+    from edgecnn.spec import METADATA_KEY
 
+    header = onnx_header(model) if model is not None and os.path.isfile(model) else {}
+    if (
+        model is not None
+        and header.get("opsets")
+        and METADATA_KEY not in header.get("metadata_keys", ())
+    ):
+        session, _ = create_session(model, "cpu", 1)  # a usable model, without edgecnn metadata
+        _foreign(model, session, as_json)
+        return
     clf = Classifier.load(model, provider="cpu", threads=1)
     spec = clf.spec
     data = spec.to_dict()
@@ -42,7 +55,7 @@ def info(model: str | None, as_json: bool) -> None:
                   f"{s.height}x{s.width}x{s.channels} {s.color}, fit {s.fit}, {s.interpolation}"),
         ("output", f"{clf.output_name} {clf.output_type} {clf.output_shape}"),
         ("precision", spec.precision),
-        ("opset", str(export.get("opset", "unknown"))),
+        ("opset", str(export.get("opset") or onnx_header(clf.path)["opsets"].get("ai.onnx", "?"))),
         ("architecture", spec.architecture or "unknown"),
         ("created", f"{spec.created or 'unknown'} by edgecnn {spec.edgecnn_version or '?'}"),
     ]  # fmt: skip
@@ -57,5 +70,42 @@ def info(model: str | None, as_json: bool) -> None:
         rows.append(("quantization", _fmt(spec.quantization)))
     if spec.verification:
         rows.append(("verification", _fmt(spec.verification)))
+    width = max(len(k) for k, _ in rows)
+    click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+
+
+def _foreign(model: str, session: Any, as_json: bool) -> None:
+    """What can be told of an ONNX model without edgecnn metadata: tensors, opset, size."""
+    from edgecnn.runtime.classifier import FOREIGN_FLAGS
+
+    header = onnx_header(model)
+    data = {
+        "edgecnn": None,
+        "file": model,
+        "bytes": os.path.getsize(model),
+        "inputs": [
+            {"name": t.name, "type": t.type, "shape": t.shape} for t in session.get_inputs()
+        ],
+        "outputs": [
+            {"name": t.name, "type": t.type, "shape": t.shape} for t in session.get_outputs()
+        ],
+        "opsets": header["opsets"],
+        "ir_version": header.get("ir_version"),
+        "producer": " ".join(
+            p for p in (header.get("producer"), header.get("producer_version")) if p
+        ),
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [("file", f"{model} ({data['bytes'] / 1e6:.2f} MB)")]
+    rows += [("input", f"{t['name']} {t['type']} {t['shape']}") for t in data["inputs"]]
+    rows += [("output", f"{t['name']} {t['type']} {t['shape']}") for t in data["outputs"]]
+    rows += [
+        ("opset", str(data["opsets"].get("ai.onnx", "?"))),
+        ("ir version", str(data["ir_version"] or "?")),
+        ("producer", data["producer"] or "unknown"),
+        ("edgecnn", f"no edgecnn metadata (exported elsewhere): run it with {FOREIGN_FLAGS}"),
+    ]
     width = max(len(k) for k, _ in rows)
     click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))

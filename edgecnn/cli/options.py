@@ -41,7 +41,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--model",
             "-m",
             "model",
-            type=click.Path(dir_okay=False),
+            type=click.Path(),  # a folder gets edgecnn's message (a run folder: export it)
             help="An edgecnn .onnx model (default: the bundled shapes model).",
         ),
         click.option(

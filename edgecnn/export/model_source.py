@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ExportError, ModelError
+from edgecnn.model_files import ONNX, model_kind
 from edgecnn.spec import InputSpec, parse_size, read_labels_file
 
 MODEL_FILE = "model.keras"
@@ -100,6 +101,11 @@ def resolve_source(model: str | Path, overrides: InputOverrides | None = None) -
     path = Path(model)
     if not path.exists():
         raise ExportError(f"{path}: no such file or directory")
+    if model_kind(path) == ONNX:  # before asking for labels it would not need
+        raise ExportError(
+            f"{path}: this is already an ONNX model; nothing to export (`edgecnn info {path}` "
+            "shows what it carries)"
+        )
     run_dir: Path | None = None
     if path.is_dir():
         run_dir = path

@@ -17,6 +17,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edgecnn.errors import ModelError, ProviderError
+from edgecnn.model_files import keras_not_onnx, model_kind
 
 PROVIDERS = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
@@ -123,10 +124,13 @@ def _open(
         if not os.path.exists(model):
             raise ModelError(f"{name}: no such model file")
         if os.path.isdir(model):
-            raise ModelError(f"{name}: is a directory, not an .onnx model file")
+            hint = keras_not_onnx(name, model_kind(model))
+            raise ModelError(hint or f"{name}: is a directory, not an .onnx model file")
         model = os.fsdecode(model)
     try:
         return ort.InferenceSession(model, session_options(threads), providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind exception types
+        if isinstance(model, str) and (hint := keras_not_onnx(name, model_kind(model))):
+            raise ModelError(hint) from exc
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{name}: not a usable ONNX model ({first_line})") from exc
