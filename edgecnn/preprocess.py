@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from PIL import Image
 
 from edgecnn.errors import ImageError
 from edgecnn.spec import InputSpec
+from edgecnn.user_files import IMAGE_LIMIT, UnusableFile, read_bounded
 
 ImageInput = str | Path | bytes | bytearray | memoryview | np.ndarray
 
@@ -30,7 +30,7 @@ ImageInput = str | Path | bytes | bytearray | memoryview | np.ndarray
 #: today's largest phone sensors; 30000x30000 = 900 MP would need 2.7 GB as BGR).
 MAX_PIXELS = 150_000_000
 #: Files larger than this are refused before reading them into memory.
-MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_FILE_BYTES = IMAGE_LIMIT
 
 _INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,
@@ -62,29 +62,14 @@ def describe_source(source: ImageInput) -> str:
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """Read an image file, refusing what is not a regular, non-empty, sane-sized file."""
-    name = os.fsdecode(path)
+    """Read an image file, refusing what is not a regular, non-empty, sane-sized file.
+
+    Never blocks on a FIFO and never reads past :data:`MAX_FILE_BYTES` (a link to /dev/zero).
+    """
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError(name, "no such file (missing or vanished)") from None
-    except OSError as exc:
-        raise ImageError(name, f"cannot access: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageError(name, "is a directory, not an image file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(name, "not a regular file (device, socket or pipe)")
-    if st.st_size == 0:
-        raise ImageError(name, "empty file (0 bytes)")
-    if st.st_size > MAX_FILE_BYTES:
-        raise ImageError(name, f"file is {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,} limit")
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise ImageError(name, "no such file (vanished during the run)") from None
-    except OSError as exc:
-        raise ImageError(name, f"cannot read: {exc.strerror or exc}") from None
+        return read_bounded(path, MAX_FILE_BYTES)
+    except UnusableFile as exc:
+        raise ImageError(exc.path, exc.reason) from None
 
 
 def header_size(data: bytes, name: str = "<bytes>") -> tuple[int, int] | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from edgecnn.errors import ModelError
 from edgecnn.strict_json import MAX_SIDE, Fields, loads
+from edgecnn.user_files import UnusableFile, read_text
 
 METADATA_KEY = "edgecnn"
 FORMAT_VERSION = 1
@@ -214,16 +215,12 @@ _KNOWN = frozenset(
 def read_labels_file(path: str) -> tuple[str, ...]:
     """Labels from a text file (one per line) or a JSON list / ``{"labels": [...]}``."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read labels: {exc.strerror or exc}") from exc
+        text = read_text(path)
+    except UnusableFile as exc:
+        raise ModelError(f"{exc.path}: cannot read labels: {exc.reason}") from None
     stripped = text.strip()
     if stripped.startswith(("[", "{")):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{path}: labels file is not valid JSON: {exc}") from exc
+        data = loads(stripped, f"{path}: labels file")
         if isinstance(data, dict):
             data = data.get("labels")
         if not isinstance(data, list) or not all(isinstance(x, str) for x in data):

@@ -18,6 +18,7 @@ from typing import IO, Any
 import click
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.printable import printable
 from edgecnn.runtime.prediction import STAGES, Prediction
 
 FORMATS = ("csv", "jsonl")
@@ -145,8 +146,8 @@ class ResultWriter:
 
 
 def display(name: str) -> str:
-    """A file name safe to print on any terminal (undecodable bytes shown as \\xNN)."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A file name or label safe to print on any terminal (see :func:`printable`)."""
+    return printable(name)
 
 
 class ConsoleTable:

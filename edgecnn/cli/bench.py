@@ -53,6 +53,12 @@ def _progress(enabled: bool) -> Any:
     help="The same network as a .keras file: Keras predict (and the tutorials' pipeline "
     "with --images) measured in the same run. Needs TensorFlow.",
 )
+@click.option(
+    "--unsafe",
+    is_flag=True,
+    help="Allow a --keras model that needs unsafe deserialization (a Lambda layer's code runs "
+    "when it loads): only for files you trust.",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write JSON here.")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write Markdown here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
@@ -67,6 +73,7 @@ def bench(
     duration: float | None,
     images: str | None,
     keras_model: str | None,
+    unsafe: bool,
     json_out: str | None,
     md_out: str | None,
     plot_out: str | None,
@@ -103,7 +110,9 @@ def bench(
     except BenchError as exc:  # settings that cannot run are usage errors (exit 2)
         raise click.UsageError(str(exc)) from None
     progress = _progress(not quiet and sys.stderr.isatty())
-    run = Benchmark(list(models), settings, images=images, keras=keras_model, progress=progress)
+    run = Benchmark(
+        list(models), settings, images=images, keras=keras_model, progress=progress, unsafe=unsafe
+    )
     try:
         report = run.run()
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from edgecnn.errors import DatasetError
+from edgecnn.printable import printable as display
 from edgecnn.spec import parse_size
 
 DEFAULT_PER_CLASS = 600
@@ -69,7 +70,10 @@ def split(src: Path, dst: Path, ratios: str, seed: int, link: bool) -> None:
     """Split a flat SRC/<class>/ dataset into DST/train|validation|test/<class>/."""
     from edgecnn.data.datasets import parse_ratios, split_dataset
 
-    counts = split_dataset(src, dst, parse_ratios(ratios), seed, link=link)
+    skipped: list[tuple[str, str]] = []
+    counts = split_dataset(src, dst, parse_ratios(ratios), seed, link=link, skipped=skipped)
+    for path, reason in skipped:
+        click.echo(f"skipped: {display(path)}: {reason}", err=True)
     for name, by_label in counts.items():
         detail = ", ".join(f"{label} {n}" for label, n in by_label.items())
         click.echo(f"{name:>10}: {sum(by_label.values()):>6}  ({detail})")

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import DatasetError, ImageError
-from edgecnn.preprocess import decode
+from edgecnn.preprocess import MAX_FILE_BYTES, decode
 from edgecnn.spec import InputSpec
 from edgecnn.tools.machine import available_cores
+from edgecnn.user_files import UnusableFile, check_regular, open_regular, read_head
 
 #: File extensions treated as images (OpenCV decodes them; one it cannot is reported as
 #: unreadable by whoever loads it); other files are listed as ignored, never read.
@@ -300,11 +301,7 @@ def resolve_splits(
 
 def _png_depth(path: Path) -> int | None:
     """Bit depth from a PNG's IHDR (Pillow hides 16-bit RGB), None if not a PNG."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(26)
-    except OSError:
-        return None
+    head = read_head(path, 26)
     if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
         return None
     return struct.unpack("B", head[24:25])[0]
@@ -315,6 +312,11 @@ def _probe(path: Path) -> dict[str, Any]:
     from PIL import Image
 
     info: dict[str, Any] = {"path": str(path)}
+    try:  # a FIFO or a link to /dev/zero must not hang or flood the probe
+        check_regular(path, MAX_FILE_BYTES)
+    except UnusableFile as exc:
+        info["error"] = exc.reason
+        return info
     try:
         with Image.open(path) as im:
             info["width"], info["height"] = im.size
@@ -451,10 +453,13 @@ def split_dataset(
     seed: int = 42,
     *,
     link: bool = False,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Copy (or hard-link, falling back to symlinks) a flat dataset into dst/<split>/<class>/.
 
-    Refuses before writing anything if a destination file exists or dst is inside src.
+    Refuses before writing anything if a destination file exists or dst is inside src. Only
+    regular files are copied or linked: pipes, devices and links to them (``/dev/zero`` would
+    copy without end) are left out and appended to ``skipped`` as (path, reason).
     """
     values = check_ratios(ratios)
     dataset = discover(src)
@@ -467,7 +472,7 @@ def split_dataset(
     plan: list[tuple[Path, Path]] = []
     counts: dict[str, dict[str, int]] = {s: {} for s in names if values[names.index(s)] > 0}
     for label in dataset.labels:
-        paths = dataset.files["all"][label]
+        paths = _regular_files(dataset.files["all"][label], skipped)
         for split, part in zip(names, split_indices(len(paths), values, seed, label), strict=True):
             if split in counts:
                 counts[split][label] = len(part)
@@ -488,5 +493,25 @@ def split_dataset(
             except OSError:
                 os.symlink(source.resolve(), target)
         else:
-            shutil.copy2(source, target)
+            _copy_regular(source, target)
     return counts
+
+
+def _regular_files(paths: list[Path], skipped: list[tuple[str, str]] | None) -> list[Path]:
+    kept = []
+    for path in paths:
+        try:
+            check_regular(path)
+        except UnusableFile as exc:
+            if skipped is not None:
+                skipped.append((str(path), exc.reason))
+            continue
+        kept.append(path)
+    return kept
+
+
+def _copy_regular(source: Path, target: Path) -> None:
+    """Copy a file checked again on the open descriptor (it may have changed since)."""
+    with open_regular(source, empty_ok=True) as fin, open(target, "xb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    shutil.copystat(source, target)

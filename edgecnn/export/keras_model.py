@@ -8,8 +8,9 @@ one image input of the declared size, one class-vector output as wide as the lab
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -17,17 +18,27 @@ from edgecnn import _deps
 from edgecnn.errors import ExportError
 from edgecnn.export.normalization import Normalization
 from edgecnn.spec import InputSpec
+from edgecnn.user_files import UnusableFile, open_regular
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: A .keras archive (or .h5 file) may hold at most this many bytes once expanded: far above
+#: the image classifiers edgecnn trains (a few MB to a few hundred MB), far below what would
+#: exhaust an edge box. Its JSON members (config, metadata) at most KERAS_MAX_JSON.
+KERAS_MAX_BYTES = 1024 * 1024 * 1024
+KERAS_MAX_JSON = 32 * 1024 * 1024
 
 
 def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
     """Load a ``.keras`` (or legacy ``.h5``) model for inference, in safe mode unless ``unsafe``."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, KERAS_MAX_BYTES) as fh:
             head = fh.read(8)
+            if head.startswith(_ZIP_MAGIC):
+                check_archive(fh, path)
+    except UnusableFile as exc:
+        raise ExportError(f"{exc.path}: cannot read the Keras model: {exc.reason}") from None
     except OSError as exc:
         raise ExportError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if not (head.startswith(_ZIP_MAGIC) or head == _HDF5_MAGIC):
@@ -53,6 +64,29 @@ def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
             ) from exc
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise ExportError(f"{path}: cannot load the Keras model: {first}") from exc
+
+
+def check_archive(fh: BinaryIO, path: Path, limit: int = KERAS_MAX_BYTES) -> None:
+    """Refuse a ``.keras`` zip whose members expand beyond ``limit`` in all, or whose JSON
+    expands beyond :data:`KERAS_MAX_JSON` (Keras would read it all into memory, several times)
+    before Keras opens it. The sizes are those in the zip's directory, which bound what
+    Python's zipfile will ever return for each member."""
+    try:
+        members = zipfile.ZipFile(fh).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ExportError(f"{path}: not a readable .keras archive ({exc})") from None
+    total = sum(m.file_size for m in members)
+    if total > limit:
+        raise ExportError(
+            f"{path}: the archive expands to {total:,} bytes, over the {limit:,}-byte limit "
+            "for a .keras model; refused before loading"
+        )
+    for member in members:
+        if member.filename.endswith(".json") and member.file_size > KERAS_MAX_JSON:
+            raise ExportError(
+                f"{path}: {member.filename} expands to {member.file_size:,} bytes, over the "
+                f"{KERAS_MAX_JSON:,}-byte limit for a model's configuration; refused before loading"
+            )
 
 
 def check_model(model: Any, spec: InputSpec, num_labels: int) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from edgecnn.errors import ExportError, ModelError
 from edgecnn.model_files import ONNX, model_kind
 from edgecnn.spec import InputSpec, parse_size, read_labels_file
+from edgecnn.user_files import UnusableFile, read_text
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.json"
@@ -53,8 +54,10 @@ class ModelSource:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(read_text(path))
+    except UnusableFile as exc:
+        raise ExportError(f"{exc.path}: cannot read: {exc.reason}") from None
+    except (OSError, json.JSONDecodeError, RecursionError) as exc:
         raise ExportError(f"{path}: cannot read: {exc}") from exc
     if not isinstance(data, dict):
         raise ExportError(f"{path}: expected a JSON object")

@@ -46,6 +46,7 @@ from edgecnn.classify.result_files import display
 from edgecnn.errors import SourceError
 from edgecnn.preprocess import decode
 from edgecnn.spec import InputSpec
+from edgecnn.user_files import read_head
 
 Notify = Callable[[str], None]
 
@@ -137,11 +138,7 @@ def is_image_file(path: str) -> bool:
     """True when the file starts like a still image OpenCV decodes (read in Python: OpenCV
     crashes on paths that are not valid UTF-8). Unreadable files count as videos, whose
     opening then says what is wrong."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError:
-        return False
+    head = read_head(path, 16)  # never waits on a FIFO
     webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     return webp or head.startswith(_IMAGE_MAGIC) or _PNM.match(head) is not None
 

@@ -22,6 +22,7 @@ from edgecnn.runtime.batch_pipeline import Pipeline, load_one
 from edgecnn.runtime.prediction import Prediction
 from edgecnn.runtime.providers import CudaStatus, create_session, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
+from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
 DEFAULT_MODEL_GPU = "shapes-fp32.onnx"
@@ -39,6 +40,15 @@ def default_model_path(provider: str = "auto", status: CudaStatus | None = None)
     if not path.exists():
         raise ModelError(f"the bundled model {name} is missing from this installation ({path})")
     return path
+
+
+def _check_model_file(path: Path) -> None:
+    """A FIFO or /dev/zero named as the model would hang or fill memory inside onnxruntime."""
+    try:
+        check_regular(path, MODEL_LIMIT)
+    except UnusableFile as exc:
+        missing = exc.reason.startswith("no such file")
+        raise ModelError(f"{exc.path}: {'no such model file' if missing else exc.reason}") from None
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,7 @@ class Classifier:
         """
         status = cuda_status() if provider != "cpu" else None
         model_path = default_model_path(provider, status) if path is None else Path(path)
+        _check_model_file(model_path)
         session, note = create_session(model_path, provider, threads, status)
         name = os.fsdecode(model_path)
         meta = session.get_modelmeta().custom_metadata_map

@@ -31,12 +31,14 @@ import numpy as np
 from edgecnn import _deps
 from edgecnn.classify.input_discovery import Item, scan
 from edgecnn.errors import EdgecnnError
+from edgecnn.preprocess import MAX_FILE_BYTES
 from edgecnn.runtime.batch_pipeline import Pipeline, load_item
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.prediction import STAGES
 from edgecnn.spec import InputSpec
 from edgecnn.tools.latency_stats import Tally, latency_stats
 from edgecnn.tools.machine import OtherLoad, available_cores, environment, others_share, sha256
+from edgecnn.user_files import UnusableFile, check_regular, open_regular
 
 __all__ = [
     "BenchError",
@@ -209,11 +211,13 @@ class Benchmark:
         images: str | Path | None = None,
         keras: str | Path | None = None,
         progress: Progress | None = None,
+        unsafe: bool = False,
     ) -> None:
         self.models = list(models) or [None]
         self.settings = settings
         self.images = None if images is None else Path(images)
         self.keras_path = None if keras is None else Path(keras)
+        self.unsafe = unsafe  # load a .keras needing unsafe deserialization (runs its code)
         self.progress = progress or (lambda message: None)  # phase changes: always shown
         self.tick = throttled(self.progress)  # inside timed loops: a few updates a second
         self.items: list[Item] = []
@@ -245,7 +249,14 @@ class Benchmark:
                     for batch in self.settings.batch_sizes:
                         self._end_to_end(name, classifier, threads, batch)
         if keras_model is not None and self.items:
-            self._keras_tutorial(keras_model)
+            special = [i.path for i in self.items if not _is_regular(i.path)]
+            if special:  # TensorFlow's reader would wait on a FIFO or read /dev/zero forever
+                self.progress(
+                    f"Keras tutorial pipeline skipped: {len(special)} input(s) are not regular "
+                    f"files (e.g. {special[0]})"
+                )
+            else:
+                self._keras_tutorial(keras_model)
         return self.report()
 
     def _scan_images(self, folder: Path) -> list[Item]:
@@ -445,14 +456,16 @@ class Benchmark:
 
     # --------------------------------------------------------------- keras
     def _load_keras(self) -> Any:
+        from edgecnn.errors import ExportError
+        from edgecnn.export.keras_model import load_keras
+
         keras = _deps.keras()
         self.progress(f"loading {self.keras_path} in Keras")
         started = time.perf_counter()
         try:
-            model = keras.models.load_model(self.keras_path, compile=False)
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise BenchError(f"{self.keras_path}: cannot load the Keras model ({first})") from exc
+            model = load_keras(self.keras_path, unsafe=self.unsafe)
+        except ExportError as exc:
+            raise BenchError(str(exc)) from exc
         self.keras_info = {
             "path": str(self.keras_path),
             "sha256": sha256(self.keras_path),
@@ -689,12 +702,20 @@ def _others(row: dict[str, Any]) -> str:
 def _read_all(items: Sequence[Item]) -> None:
     """Read every file once so that no configuration pays for the cold disk cache alone."""
     for item in items:
-        try:
-            with open(item.path or "", "rb") as fh:
+        try:  # a FIFO or a link to /dev/zero is neither waited for nor read without end
+            with open_regular(item.path or "", MAX_FILE_BYTES) as fh:
                 while fh.read(1 << 22):
                     pass
-        except OSError:
+        except (UnusableFile, OSError):
             pass  # reported by the pipeline as that input's error
+
+
+def _is_regular(path: str | None) -> bool:
+    try:
+        check_regular(path or "", MAX_FILE_BYTES)
+    except UnusableFile:
+        return False
+    return True
 
 
 def _is_jpeg(path: str | None) -> bool:

@@ -1,0 +1,130 @@
+"""Files a user names (images, labels, models, ``.keras``, folders' files): checked, then read
+with a size bound.
+
+A FIFO, a socket or a link to ``/dev/zero`` among the inputs must not hang a run or fill the
+memory: every file edgecnn opens because a user named it goes through here. :func:`open_regular`
+opens without blocking (``O_NONBLOCK``: opening a FIFO for reading would otherwise wait for a
+writer), checks on the open descriptor that it is a regular file (no race between the check and
+the read), and :func:`read_bounded` never reads more than its limit. :func:`check_regular` is for
+files handed by path to a library (onnxruntime, Keras): the same check without reading.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from edgecnn.errors import EdgecnnError
+
+#: Bounds on what edgecnn reads from a user-named file (bytes).
+IMAGE_LIMIT = 512 * 1024 * 1024
+TEXT_LIMIT = 16 * 1024 * 1024
+#: An ONNX file is one protobuf message, which cannot exceed 2 GiB.
+MODEL_LIMIT = 2 * 1024 * 1024 * 1024
+
+
+class UnusableFile(EdgecnnError):
+    """A user-named file that is not a regular file, is too large, or cannot be opened."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a pipe (FIFO), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "not a regular file"
+
+
+def _check(path: str, st: os.stat_result, limit: int | None, empty_ok: bool) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise UnusableFile(path, _kind(st.st_mode))
+    if not empty_ok and st.st_size == 0:
+        raise UnusableFile(path, "empty file (0 bytes)")
+    if limit is not None and st.st_size > limit:
+        raise UnusableFile(path, f"file is {st.st_size:,} bytes, over the {limit:,} limit")
+
+
+def _oserror(path: str, exc: OSError, verb: str) -> UnusableFile:
+    if isinstance(exc, FileNotFoundError):
+        return UnusableFile(path, "no such file (missing or vanished)")
+    return UnusableFile(path, f"cannot {verb}: {exc.strerror or exc}")
+
+
+def check_regular(
+    path: str | Path, limit: int | None = None, *, empty_ok: bool = False
+) -> os.stat_result:
+    """Stat ``path`` (following links) and refuse anything but a regular file within ``limit``."""
+    name = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _oserror(name, exc, "access") from None
+    _check(name, st, limit, empty_ok)
+    return st
+
+
+def open_regular(path: str | Path, limit: int | None = None, *, empty_ok: bool = False) -> BinaryIO:
+    """Open a regular file for reading without ever blocking on a FIFO or a device."""
+    name = os.fsdecode(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise UnusableFile(name, "is a directory, not a file") from None
+    except OSError as exc:
+        raise _oserror(name, exc, "access") from None
+    try:
+        _check(name, os.fstat(fd), limit, empty_ok)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_bounded(path: str | Path, limit: int, *, empty_ok: bool = False) -> bytes:
+    """The whole content of a regular file of at most ``limit`` bytes (also if it grows)."""
+    name = os.fsdecode(path)
+    with open_regular(path, limit, empty_ok=empty_ok) as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise _oserror(name, exc, "read") from None
+    if len(data) > limit:
+        raise UnusableFile(name, f"file grew over the {limit:,}-byte limit while being read")
+    if not data and not empty_ok:
+        raise UnusableFile(name, "empty file (0 bytes)")
+    return data
+
+
+def read_head(path: str | Path, size: int) -> bytes:
+    """The first ``size`` bytes of a regular file (b"" when it is unusable: callers probe)."""
+    try:
+        with open_regular(path, empty_ok=True) as fh:
+            return fh.read(size)
+    except (UnusableFile, OSError):
+        return b""
+
+
+def read_text(path: str | Path, limit: int = TEXT_LIMIT) -> str:
+    """A UTF-8 text file of at most ``limit`` bytes; binary content is refused, not decoded."""
+    name = os.fsdecode(path)
+    data = read_bounded(path, limit, empty_ok=True)
+    if b"\x00" in data:
+        raise UnusableFile(name, "is a binary file (holds NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnusableFile(name, f"is not UTF-8 text (byte {exc.start})") from None
