@@ -28,6 +28,12 @@ def write_color_image(path: Path | str, color: str, size: tuple[int, int] = (40,
     return Path(path)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled OpenVINO models / TensorRT engines go to a temporary folder, not ~/.cache."""
+    os.environ["EDGECNN_CACHE"] = str(tmp_path_factory.mktemp("engine-cache"))
+
+
 @pytest.fixture
 def color_model_path(tmp_path: Path) -> Path:
     """An edgecnn-contract ONNX model classifying red / green / blue."""

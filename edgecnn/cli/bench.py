@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgecnn.runtime.providers import PROVIDERS
+from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.tools.bench import BenchError, Benchmark, Settings, parse_list
 
 
@@ -29,7 +29,8 @@ def _progress(enabled: bool) -> Any:
     type=click.Choice(PROVIDERS),
     default="auto",
     show_default=True,
-    help="auto: CUDA if it really loads, else CPU. cuda: fail rather than fall back.",
+    help="auto: the fastest engine here, saying why; cpu / openvino / cuda / tensorrt: that "
+    "engine or an error with the reason.",
 )
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma-separated.")
 @click.option(

@@ -26,7 +26,7 @@ from edgecnn.tools.latency_stats import Tally
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@with_classifier
+@with_classifier(spinning=False)  # decode workers share the cores
 @click.option(
     "--batch-size",
     "-b",

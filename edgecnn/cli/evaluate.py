@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from edgecnn.runtime.providers import PROVIDERS
+from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.spec import COLORS, FITS
 
 

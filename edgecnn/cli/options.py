@@ -10,7 +10,7 @@ import click
 
 from edgecnn.errors import ModelError
 from edgecnn.runtime.classifier import Classifier, Foreign
-from edgecnn.runtime.providers import PROVIDERS
+from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.spec import COLORS, FITS, parse_size, read_labels_file
 
 _FOREIGN_KEYS = ("labels", "input_size", "color", "fit", "scale", "mean", "std", "logits")
@@ -49,7 +49,9 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(PROVIDERS),
             default="auto",
             show_default=True,
-            help="auto: CUDA if it really loads, else CPU. cuda: fail rather than fall back.",
+            help="auto: the fastest engine here (CUDA on NVIDIA GPUs; OpenVINO for batches and "
+            "onnxruntime for single frames on CPUs), saying why. cpu / openvino / cuda / "
+            "tensorrt: that engine or an error with the reason, never a fallback.",
         ),
         click.option(
             "--threads",
@@ -98,8 +100,11 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def load_classifier(kwargs: dict[str, Any]) -> Classifier:
-    """Build the Classifier from :func:`model_options` values (popped from ``kwargs``)."""
+def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> Classifier:
+    """Build the Classifier from :func:`model_options` values (popped from ``kwargs``).
+
+    ``spinning``: onnxruntime CPU threads busy-wait between runs (None: the engine default);
+    verbs that decode in worker threads pass False so the cores go to decoding."""
     model = kwargs.pop("model")
     provider = kwargs.pop("provider")
     threads = kwargs.pop("threads")
@@ -124,15 +129,23 @@ def load_classifier(kwargs: dict[str, Any]) -> Classifier:
             std=_floats(values["std"]) or (1.0,),
             logits=values["logits"],
         )
-    return Classifier.load(model, provider=provider, threads=threads, foreign=foreign)
+    return Classifier.load(
+        model, provider=provider, threads=threads, foreign=foreign, spinning=spinning
+    )
 
 
-def with_classifier(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: replace the model options by a loaded ``classifier`` argument."""
+def with_classifier(
+    command: Callable[..., Any] | None = None, *, spinning: bool | None = None
+) -> Any:
+    """Decorator: replace the model options by a loaded ``classifier`` argument.
+
+    ``@with_classifier(spinning=False)`` for verbs whose decode threads share the cores."""
+    if command is None:
+        return functools.partial(with_classifier, spinning=spinning)
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
-        classifier = load_classifier(kwargs)
+        classifier = load_classifier(kwargs, spinning=spinning)
         return command(classifier=classifier, **kwargs)
 
     return model_options(wrapper)

@@ -1,6 +1,6 @@
-"""Classifier: an onnxruntime session plus the ModelSpec it carries; the library's main object.
+"""Classifier: an inference engine plus the ModelSpec it carries; the library's main object.
 
-A Classifier holds no mutable state after loading (onnxruntime's ``run`` is thread-safe), so
+A Classifier holds no mutable state after loading (every engine's ``run`` is thread-safe), so
 one instance can be shared by any number of threads.
 """
 
@@ -19,8 +19,10 @@ import numpy as np
 from edgecnn.errors import ImageError, ModelError, SourceError
 from edgecnn.preprocess import ImageInput, decode, prepare
 from edgecnn.runtime.batch_pipeline import Pipeline, load_one
+from edgecnn.runtime.engines.base import Engine, EngineOptions
+from edgecnn.runtime.engines.registry import Choice, open_engine
 from edgecnn.runtime.prediction import Prediction
-from edgecnn.runtime.providers import CudaStatus, create_session, cuda_status
+from edgecnn.runtime.providers import CudaStatus, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
 from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 
@@ -33,8 +35,8 @@ _OUTPUT_TYPES = (*_FLOAT_TYPES, "tensor(double)")
 
 
 def default_model_path(provider: str = "auto", status: CudaStatus | None = None) -> Path:
-    """The bundled shapes model: int8 for the CPU, fp32 where CUDA will run it."""
-    use_gpu = provider != "cpu" and (status or cuda_status()).loadable
+    """The bundled shapes model: int8 for CPUs (onnxruntime, OpenVINO), fp32 where CUDA runs."""
+    use_gpu = provider in ("auto", "cuda", "tensorrt") and (status or cuda_status()).loadable
     name = DEFAULT_MODEL_GPU if use_gpu else DEFAULT_MODEL_CPU
     path = Path(str(resources.files("edgecnn") / "assets" / name))
     if not path.exists():
@@ -74,21 +76,23 @@ class Classifier:
 
     def __init__(
         self,
-        session: object,
+        engine: Engine,
         spec: ModelSpec,
         *,
         path: str,
-        note: str | None = None,
+        choice: Choice | None = None,
         foreign: Foreign | None = None,
     ) -> None:
-        self._session = session
+        self.engine = engine
         self.spec = spec
         self.path = path
-        #: Why ``auto`` did not use CUDA, when it did not (None otherwise).
-        self.provider_note = note
+        #: Why the engine was chosen (``auto``'s rule, or "asked for").
+        self.choice_reason = choice.reason if choice else "given"
+        #: Something worth printing about the choice (a GPU that is there but not used).
+        self.provider_note = choice.note if choice else None
         self._foreign = foreign
-        inputs = session.get_inputs()
-        outputs = session.get_outputs()
+        inputs = engine.inputs
+        outputs = engine.outputs
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(
                 f"{path}: expected one image input and an output, found "
@@ -123,19 +127,28 @@ class Classifier:
         threads: int | None = None,
         *,
         foreign: Foreign | None = None,
+        spinning: bool | None = None,
+        precision: str = "f32",
+        options: EngineOptions | None = None,
     ) -> Classifier:
         """Open an edgecnn ``.onnx`` model (None: the bundled default) on ``provider``.
 
-        ``provider``: "auto" (CUDA when it really loads, else CPU, saying why), "cpu", or
-        "cuda" (fails instead of falling back). ``threads``: onnxruntime intra-op threads.
+        ``provider``: "auto" (the fastest engine here by the documented rules, see
+        :mod:`edgecnn.runtime.engines.registry`; :attr:`choice_reason` says why), or one of
+        "cpu", "openvino", "cuda", "tensorrt" (fails with the reason instead of falling back).
+        ``threads``: intra-op threads. ``spinning``: onnxruntime CPU threads busy-wait between
+        runs (None: on; pass False when decode threads share the cores, as ``classify`` does).
+        ``precision``: "f32" (exact), or "bf16" / "f16" where an engine offers them.
         ``foreign`` describes a model exported elsewhere that carries no edgecnn metadata.
         """
-        status = cuda_status() if provider != "cpu" else None
+        if options is None:
+            options = EngineOptions(threads=threads, spinning=spinning, precision=precision)
+        status = cuda_status() if provider in ("auto", "cuda", "tensorrt") else None
         model_path = default_model_path(provider, status) if path is None else Path(path)
         _check_model_file(model_path)
-        session, note = create_session(model_path, provider, threads, status)
+        engine, choice = open_engine(model_path, provider, options)
         name = os.fsdecode(model_path)
-        meta = session.get_modelmeta().custom_metadata_map
+        meta = engine.metadata
         if METADATA_KEY in meta:
             if foreign is not None:
                 raise ModelError(
@@ -161,7 +174,7 @@ class Classifier:
                 precision="fp32",
                 extra={"foreign": True},
             )
-        return cls(session, spec, path=name, note=note, foreign=foreign)
+        return cls(engine, spec, path=name, choice=choice, foreign=foreign)
 
     def _check_input(self, shape: list) -> None:
         dims = shape[2:4] + shape[1:2] if self._nchw else shape[1:4]
@@ -193,8 +206,13 @@ class Classifier:
     # ----------------------------------------------------------------- facts
     @property
     def provider(self) -> str:
-        """The execution provider that actually runs this session (e.g. CPUExecutionProvider)."""
-        return self._session.get_providers()[0]
+        """What actually runs the model, short (``CPUExecutionProvider``, ``OpenVINO:CPU``;
+        under ``auto`` one entry per batch-size range)."""
+        return self.engine.provider
+
+    def describe_engine(self) -> str:
+        """What actually runs the model, in words, and why it was chosen."""
+        return f"{self.engine.describe()} ({self.choice_reason})"
 
     @property
     def input_name(self) -> str:
@@ -278,7 +296,7 @@ class Classifier:
 
     def _run_chunk(self, batch: np.ndarray) -> np.ndarray:
         feed = batch if self._foreign is None else self._adapt(batch)
-        out = self._session.run([self._output.name], {self._input.name: feed})[0]
+        out = self.engine.run(feed)
         out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
         if self._foreign is not None and self._foreign.logits:
             out = np.exp(out - out.max(axis=1, keepdims=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ import onnxruntime as ort
 from edgecnn.errors import ModelError, ProviderError
 from edgecnn.model_files import keras_not_onnx, model_kind
 
-PROVIDERS = ("auto", "cpu", "cuda")
+#: What :func:`create_session` accepts (the engine layer takes more: see engines.base).
+SESSION_PROVIDERS = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
 
 CUDA_HINT = (
     "install the CUDA 13 / cuDNN 9 runtime with `pip install 'edgecnn[cuda]'` "
@@ -37,10 +40,34 @@ class CudaStatus:
     reason: str
 
 
+NO_GPU = "no NVIDIA GPU"
+
+
+def nvidia_driver() -> bool:
+    """True when an NVIDIA driver is installed here (its kernel module or its libcuda)."""
+    if os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl"):
+        return True
+    names = ("nvcuda.dll",) if os.name == "nt" else ("libcuda.so.1",)
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+@functools.cache
 def cuda_status() -> CudaStatus:
-    """Check that the CUDA provider and the libraries it links against can be loaded."""
+    """Check that the CUDA provider and the libraries it links against can be loaded.
+
+    Without any NVIDIA driver the answer is simply "no NVIDIA GPU": nothing is missing that
+    the user could install. Cached: the libraries of a process do not change.
+    """
     if CUDA not in ort.get_available_providers():
         return CudaStatus(False, "this onnxruntime build has no CUDA provider (CPU-only wheel)")
+    if not nvidia_driver():
+        return CudaStatus(False, NO_GPU)
     if hasattr(ort, "preload_dlls") and importlib.util.find_spec("nvidia") is not None:
         # Load CUDA / cuDNN from the nvidia-* wheels of the [cuda] extra. It prints what it
         # cannot find; the CDLL check below says the same thing once, in our message.
@@ -95,8 +122,8 @@ def create_session(
     ``cuda`` raises :class:`ProviderError` naming what is missing instead of falling back.
     ``status``: a :func:`cuda_status` the caller already has (it loads libraries: once is enough).
     """
-    if provider not in PROVIDERS:
-        raise ProviderError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+    if provider not in SESSION_PROVIDERS:
+        raise ProviderError(f"provider {provider!r} is not one of {', '.join(SESSION_PROVIDERS)}")
     note = None
     providers = [CPU]
     if provider in ("auto", "cuda"):
@@ -105,7 +132,7 @@ def create_session(
             providers = [CUDA, CPU]
         elif provider == "cuda":
             raise ProviderError(f"--provider cuda: {status.reason}; {CUDA_HINT}")
-        else:
+        elif status.reason != NO_GPU:  # a GPU is there but unusable: worth saying
             note = f"using CPU ({status.reason})"
     session = _open(model, providers, threads)
     actual = session.get_providers()[0]
