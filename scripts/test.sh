@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The README's test command: a local virtual environment with everything the tests need
-# (training + export extras, the OpenVINO engine, pytest, ruff), Chromium for the live preview's browser test,
-# then the whole suite. Extra arguments go to pytest (e.g. -m "not slow" for the fast tests).
+# (training + export extras, the OpenVINO engine, the HTTP server, pytest, ruff), Chromium for
+# the live preview's browser test, then the whole suite. Extra arguments go to pytest (e.g. -m "not slow" for the fast tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[train,openvino,dev]'
+.venv/bin/python -m pip install -q -e '.[train,openvino,serve,dev]'
 
 # Debian packages for the live tests: chromium (browser preview), Xvfb + xdotool (window).
 missing=()

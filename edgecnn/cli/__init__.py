@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "classify": ("edgecnn.cli.classify", "classify", "Classify image files, folders and globs."),
     "live": ("edgecnn.cli.live", "live", "Label camera and video streams with an overlay."),
     "bench": ("edgecnn.cli.bench", "bench", "Measure latency and throughput."),
+    "serve": ("edgecnn.cli.serve", "serve", "Serve models over HTTP with adaptive batching."),
     "train": ("edgecnn.cli.train", "train", "Train a classifier from a folder of images."),
     "dataset": ("edgecnn.cli.dataset", "dataset", "Inspect, split or generate image datasets."),
     "export": ("edgecnn.cli.export", "export", "Export a Keras model to a verified ONNX file."),

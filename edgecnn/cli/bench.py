@@ -64,6 +64,17 @@ def _progress(enabled: bool) -> Any:
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write Markdown here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no table on the terminal.")
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Measure a running `edgecnn serve` end to end instead (MODELS: the served model's "
+    "name; --images: files to post, default generated 640x480 JPEGs).",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --server: clients posting at once.")  # fmt: skip
+@click.option("--requests", "request_count", type=click.IntRange(min=1),
+              help="With --server: requests to measure [default: --duration, 10 s].")  # fmt: skip
+@click.option("--api-key-file", type=click.Path(dir_okay=False), help="With --server: the key.")
 def bench(
     models: tuple[str, ...],
     provider: str,
@@ -79,6 +90,10 @@ def bench(
     md_out: str | None,
     plot_out: str | None,
     quiet: bool,
+    server: str | None,
+    concurrency: int,
+    request_count: int | None,
+    api_key_file: str | None,
 ) -> None:
     """Measure MODELS (default: the bundled model) side by side: latency statistics and
     images/s per batch size and thread count, after a separately reported warm-up.
@@ -86,7 +101,19 @@ def bench(
     With --images DIR, also decode / preprocess / inference / postprocess per image and the
     whole pipeline as `edgecnn classify` runs it, against this machine's limit. Ctrl-C
     prints what was measured so far.
+
+    With --server URL: latency percentiles and images/s of a running `edgecnn serve` at
+    --concurrency clients.
     """
+    if server:
+        from edgecnn.tools import server_bench
+
+        report = server_bench.bench_command(
+            server, models, images, concurrency, request_count, duration, api_key_file, json_out
+        )
+        if not quiet:
+            click.echo(server_bench.terminal(report))
+        return
     from edgecnn.classify.result_files import check_writable
     from edgecnn.tools import bench_report
     from edgecnn.tools.report_files import write_json, write_text
