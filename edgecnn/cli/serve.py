@@ -9,7 +9,7 @@ import sys
 import click
 
 from edgecnn.errors import EdgecnnError, MissingDependencyError
-from edgecnn.runtime.providers import PROVIDERS
+from edgecnn.runtime.engines.base import PROVIDERS
 
 
 def _read_api_key(path: str) -> str:

@@ -59,6 +59,7 @@ def load_models(
         if any(m.name == name for m in loaded):
             raise ModelError(f"{path}: a model named {name!r} is already served; use NAME=PATH")
         started = time.perf_counter()
-        classifier = Classifier.load(path, provider=provider, threads=threads)
+        # decode threads share the cores with inference: its idle threads must not spin
+        classifier = Classifier.load(path, provider=provider, threads=threads, spinning=False)
         loaded.append(LoadedModel(name, classifier, time.perf_counter() - started))
     return loaded
