@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from edgecnn.user_files import read_head
+
 ONNX = "onnx"
 KERAS = "keras"  # Keras 3 .keras zip, or a legacy .h5
 RUN_FOLDER = "run folder"  # written by `edgecnn train`: model.keras + labels.json + config.json
@@ -30,10 +32,8 @@ def model_kind(path: str | os.PathLike[str]) -> str | None:
         if (p / "saved_model.pb").is_file():
             return SAVED_MODEL
         return None
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(8)
-    except OSError:
+    head = read_head(p, 8)  # never waits on a FIFO
+    if not head:
         return None
     if head == _HDF5_MAGIC:
         return KERAS

@@ -45,7 +45,10 @@ def default_model_path(provider: str = "auto", status: CudaStatus | None = None)
 
 
 def _check_model_file(path: Path) -> None:
-    """A FIFO or /dev/zero named as the model would hang or fill memory inside onnxruntime."""
+    """A FIFO or /dev/zero named as the model would hang or fill memory inside onnxruntime.
+    (A folder is left to the session opener, which recognises a training run folder.)"""
+    if path.is_dir():
+        return
     try:
         check_regular(path, MODEL_LIMIT)
     except UnusableFile as exc:
