@@ -156,3 +156,24 @@ def test_confusion_matrix_headers_are_never_cut() -> None:
     lines = confusion_lines(long, [[0] * 8] * 8, width=30)
     assert all(len(line) <= 100 for line in lines)
     assert all(any(label in line for line in lines) for label in long)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_shapes_into_a_split_dataset_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    from edgecnn.data.datasets import discover
+
+    dst = tmp_path / "shapes"
+    args = ["dataset", "shapes", str(dst), "--per-class", "4", "--size", "16"]
+    assert invoke(*args, "--ratios", "0.5,0.5").exit_code == 0
+    before = sorted(p.relative_to(dst) for p in dst.rglob("*"))
+    result = invoke(*args, "--seed", "1")  # flat, into the split dataset
+    assert result.exit_code == 1
+    assert "already a split dataset (train/, validation/)" in result.output
+    assert sorted(p.relative_to(dst) for p in dst.rglob("*")) == before
+    assert discover(dst).layout == "split"  # still readable by inspect and train
+    result = invoke(*args[:2], str(dst / "train"), *args[3:], "--ratios", "0.5,0.5")
+    assert result.exit_code == 1 and "already holds class folders" in result.output
+    result = invoke("dataset", "split", str(dst / "validation"), str(dst / "train"))
+    assert result.exit_code == 1 and "already holds class folders" in result.output

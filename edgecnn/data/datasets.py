@@ -446,6 +446,29 @@ def format_inspection(report: dict[str, Any], max_sizes: int = 8, max_paths: int
 # --- split on disk ------------------------------------------------------------------------------
 
 
+def check_destination_layout(dst: str | Path, split: bool) -> None:
+    """Refuse to write a flat dataset into a split one (class folders beside ``train/``) or a
+    split one into a flat one: the mixed folder is neither layout, so ``inspect`` and ``train``
+    would fail on it later. Adding images to an existing layout of the same kind is fine."""
+    root = Path(dst)
+    if not root.is_dir():
+        return
+    folders = [p.name for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)]
+    splits = sorted(n for n in folders if n.lower() in _SPLIT_ALIASES)
+    classes = sorted(n for n in folders if n.lower() not in _SPLIT_ALIASES)
+    if not split and splits:
+        raise DatasetError(
+            f"{root}: already a split dataset ({', '.join(n + '/' for n in splits)}); class "
+            "folders written beside them would make it unreadable; choose an empty folder"
+        )
+    if split and classes:
+        raise DatasetError(
+            f"{root}: already holds class folders ({', '.join(classes[:4])}"
+            f"{', ...' if len(classes) > 4 else ''}); train/validation/test written beside them "
+            "would make it unreadable; choose an empty folder"
+        )
+
+
 def split_dataset(
     src: str | Path,
     dst: str | Path,
@@ -468,6 +491,7 @@ def split_dataset(
     src_root, dst_root = Path(src).resolve(), Path(dst).resolve()
     if dst_root == src_root or src_root in dst_root.parents:
         raise DatasetError(f"{dst}: the destination must not be inside the source {src}")
+    check_destination_layout(dst, split=True)
     names = SPLITS[: len(values)]
     plan: list[tuple[Path, Path]] = []
     counts: dict[str, dict[str, int]] = {s: {} for s in names if values[names.index(s)] > 0}

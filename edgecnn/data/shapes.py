@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecnn.data.datasets import check_destination_layout
 from edgecnn.errors import DatasetError
 from edgecnn.tools.machine import available_cores
 
@@ -82,6 +83,7 @@ def generate_shapes(
     if unknown:
         raise DatasetError(f"unknown shape(s) {', '.join(unknown)}")
     root = Path(dst)
+    check_destination_layout(root, split=ratios is not None)
     splits = _split_names(per_class, ratios)
     jobs = []
     for ci, label in enumerate(labels):
