@@ -177,3 +177,72 @@ def test_shapes_into_a_split_dataset_is_refused_and_writes_nothing(tmp_path: Pat
     assert result.exit_code == 1 and "already holds class folders" in result.output
     result = invoke("dataset", "split", str(dst / "validation"), str(dst / "train"))
     assert result.exit_code == 1 and "already holds class folders" in result.output
+
+
+# ----------------------------------------------------------------------------- live sources
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_refused_stream_is_reported_as_refused_not_as_a_timeout(color_model_path: Path) -> None:
+    from edgecnn.errors import SourceError
+    from edgecnn.live.frame_sources import open_source
+
+    port = _free_port()
+    with pytest.raises(SourceError, match=rf"connection refused by 127\.0\.0\.1:{port}") as info:
+        open_source(f"rtsp://127.0.0.1:{port}/cam")
+    assert "within" not in str(info.value)
+    with pytest.raises(SourceError, match=r"host no-such-camera\.invalid not found"):
+        open_source("rtsp://no-such-camera.invalid/cam")
+
+
+def test_reconnect_waits_for_a_stream_that_is_not_up_yet(color_model_path: Path) -> None:
+    """The camera boots after the edge box: with reconnect, the first open is retried."""
+    import threading
+
+    import numpy as np
+
+    from edgecnn.live.browser_preview import Preview
+    from edgecnn.live.stream import Stream
+    from tests.conftest import BGR
+
+    classifier = Classifier.load(color_model_path, provider="cpu", threads=1)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/stream.mjpg"
+    red = np.empty((120, 160, 3), np.uint8)
+    red[:] = BGR["red"]
+    notes: list[str] = []
+    stop = threading.Event()
+    servers: list[Preview] = []
+
+    def camera_boots() -> None:
+        while not any("retrying" in n for n in notes) and not stop.wait(0.05):
+            pass
+        servers.append(Preview("127.0.0.1", port).start())
+        while not stop.wait(1 / 30):
+            servers[0].publish(red.copy(), {})
+
+    booting = threading.Thread(target=camera_boots, daemon=True)
+    booting.start()
+    try:
+        with Stream(classifier, url, reconnect=True, notify=notes.append) as stream:
+            labels = []
+            for result in stream:
+                labels.append(result.label)
+                if len(labels) == 3:
+                    break
+    finally:
+        stop.set()
+        booting.join(5)
+        for server in servers:
+            server.close()
+    assert labels == ["red"] * 3
+    assert "connection refused" in notes[0] and any(n.endswith(": opened") for n in notes)
+    with pytest.raises(Exception, match="connection refused"):  # without reconnect: an error
+        Stream(classifier, url).__enter__()

@@ -32,9 +32,11 @@ import glob
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -164,6 +166,7 @@ def _redact(url: str) -> str:
 def open_capture(location: Location) -> cv2.VideoCapture:
     """Open an OpenCV capture for a camera, URL or video file; :class:`SourceError` if it fails."""
     target = location.target
+    started = time.perf_counter()
     if location.kind == "url":
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
@@ -182,10 +185,11 @@ def open_capture(location: Location) -> cv2.VideoCapture:
         capture.release()
         why = {
             "camera": "no such camera, or it is busy / not permitted",
-            "url": f"no answer within {NETWORK_TIMEOUT_MS // 1000} s, or not a stream "
-            "OpenCV's FFmpeg can read",
+            "url": "",
             "video": "not a video OpenCV can decode (corrupt or truncated?)",
         }[location.kind]
+        if location.kind == "url":
+            why = url_failure(str(target), time.perf_counter() - started)
         if location.kind == "camera" and sys.platform == "linux":
             found = sorted(glob.glob("/dev/video*"))
             why += f"; video devices here: {', '.join(found) if found else 'none'}"
@@ -193,6 +197,41 @@ def open_capture(location: Location) -> cv2.VideoCapture:
     if location.kind == "camera":
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # hint only: the grabber drains it anyway
     return capture
+
+
+_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+
+
+def url_failure(url: str, elapsed_s: float) -> str:
+    """Why a stream URL did not open, found by connecting to its host ourselves (OpenCV's FFmpeg
+    backend only says "not opened"): host unknown, connection refused, no answer, or a server
+    that answered but whose stream FFmpeg could not read."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return f"bad port in the URL ({parts.netloc.rsplit(':', 1)[-1]})"
+    if not host or port is None:
+        return "not a stream OpenCV's FFmpeg can read"
+    timeout = NETWORK_TIMEOUT_MS / 1000
+    try:
+        with socket.create_connection((host, port), timeout=max(1.0, timeout - elapsed_s)):
+            pass
+    except socket.gaierror:
+        return f"host {host} not found"
+    except ConnectionRefusedError:
+        return f"connection refused by {host}:{port} (nothing listening: device off or wrong port?)"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    if elapsed_s >= timeout * 0.9:
+        return f"{host}:{port} accepts connections but sent no stream within {timeout:g} s"
+    return (
+        f"{host}:{port} answered, but not with a stream OpenCV's FFmpeg can read "
+        "(wrong path or credentials, or an unsupported codec?)"
+    )
 
 
 class FrameSource:
@@ -432,8 +471,18 @@ class LiveSource(FrameSource):
         self.reconnect = reconnect
         self.loop = loop
         self.reconnects = 0
-        self._capture = open_capture(location)  # the grabber thread takes it over
-        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self._capture: cv2.VideoCapture | None = None  # the grabber thread takes it over
+        self._first_failure = ""
+        try:
+            self._capture = open_capture(location)
+        except SourceError as exc:
+            # A camera that boots after the edge box is the usual case: with reconnect, the
+            # first open is retried like any later one (files are not waited for).
+            if not (reconnect and location.kind in ("url", "camera")):
+                raise
+            self.notify(f"{exc}; retrying until it opens")
+            self._first_failure = str(exc)
+        fps = self._capture.get(cv2.CAP_PROP_FPS) if self._capture is not None else 0
         self.fps = fps if fps and 0 < fps < 1000 else None
         self._paced = location.kind == "video"  # a file played as if it were a camera
         self._cond = threading.Condition()
@@ -495,18 +544,27 @@ class LiveSource(FrameSource):
             self.notify(f"{self.name}: stopped delivering frames (use --reconnect to reopen it)")
             return None
         delay = BACKOFF[0] if not self._paced else 0.0
+        opened_before = capture is not None
+        last_failure = "" if opened_before else self._first_failure
         while not self._stop.is_set():
             if delay:
-                self.notify(f"{self.name}: stopped delivering frames; reopening in {delay:g} s")
+                if opened_before:
+                    self.notify(f"{self.name}: stopped delivering frames; reopening in {delay:g} s")
                 if self._stop.wait(delay):
                     return None
             try:
                 capture = open_capture(self.location)
             except SourceError as exc:
-                self.notify(f"reconnect failed: {exc}")
+                if str(exc) != last_failure:  # the same cause again is not news
+                    self.notify(f"reconnect failed: {exc}")
+                    last_failure = str(exc)
                 delay = min(max(delay * 2, BACKOFF[0]), BACKOFF[1])
                 continue
-            if not self._paced:  # a looping file restarting is not a reconnection
+            if not opened_before:
+                self.notify(f"{self.name}: opened")
+                fps = capture.get(cv2.CAP_PROP_FPS)
+                self.fps = fps if fps and 0 < fps < 1000 else None
+            elif not self._paced:  # a looping file restarting is not a reconnection
                 self.reconnects += 1
                 self.notify(f"{self.name}: reopened (reconnect {self.reconnects})")
             return capture
@@ -526,7 +584,8 @@ class LiveSource(FrameSource):
             yield frame
 
     def _release(self) -> None:
-        self._capture.release()
+        if self._capture is not None:
+            self._capture.release()
 
     def close(self) -> None:
         self._stop.set()
