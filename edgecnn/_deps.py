@@ -22,9 +22,8 @@ def _require(module: str, package: str) -> ModuleType:
 
 
 def tensorflow() -> ModuleType:
-    """``tensorflow``, imported quietly: log level 3 also hides "failed call to cuInit" on
-    CPU-only machines (real failures still raise)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """``tensorflow``. Its log level is the application's choice (the ``edgecnn`` command
+    quiets it in its own process, see :mod:`edgecnn.cli.quiet`)."""
     return _require("tensorflow", "tensorflow")
 
 

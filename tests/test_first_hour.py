@@ -246,3 +246,32 @@ def test_reconnect_waits_for_a_stream_that_is_not_up_yet(color_model_path: Path)
     assert "connection refused" in notes[0] and any(n.endswith(": opened") for n in notes)
     with pytest.raises(Exception, match="connection refused"):  # without reconnect: an error
         Stream(classifier, url).__enter__()
+
+
+# ----------------------------------------------------------------------------- quiet start
+
+
+def test_native_start_up_noise_is_filtered_and_real_errors_kept() -> None:
+    code = (
+        "import os\nfrom edgecnn.cli.quiet import native_stderr_filtered\n"
+        "for verbose in (False, True):\n"
+        "    with native_stderr_filtered(verbose):\n"
+        "        os.write(2, b'I0000 00:00:1 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "        os.write(2, b'real error: disk full\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("oneDNN") == 1  # only the verbose round shows it
+    assert done.stderr.count("real error: disk full") == 2
+
+
+@pytest.mark.slow
+def test_tensorflow_imports_without_banners_in_the_cli_process() -> None:
+    code = (
+        "from edgecnn.cli.quiet import quiet_imports\n"
+        "quiet_imports(verbose=False)\nimport tensorflow\nprint(tensorflow.__version__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()  # TensorFlow really imported
+    assert "oneDNN" not in done.stderr and "absl::InitializeLog" not in done.stderr, done.stderr

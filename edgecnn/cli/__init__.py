@@ -13,6 +13,7 @@ import importlib
 import click
 
 from edgecnn._version import __version__
+from edgecnn.cli.quiet import quiet_environment, quiet_imports
 from edgecnn.errors import EdgecnnError
 
 #: verb -> (module, attribute, one-line help shown in ``edgecnn --help``)
@@ -48,6 +49,13 @@ class LazyGroup(click.Group):
             raise
         return getattr(module, attribute)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        # Before the verb's module (and OpenCV, TensorFlow) is imported: quiet unless -v.
+        quiet_environment(bool(ctx.params.get("verbose")))
+        quiet_imports(bool(ctx.params.get("verbose")))
+        return rest
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -63,7 +71,13 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecnn")
-def cli() -> None:
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show third-party start-up and library messages (TensorFlow, Qt, OpenCV, FFmpeg).",
+)
+def cli(verbose: bool) -> None:
     """edgecnn: small CNN image classifiers, trained in Keras, run anywhere on ONNX Runtime."""
 
 
