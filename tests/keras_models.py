@@ -89,20 +89,28 @@ def train(model: Any, images: np.ndarray, labels: np.ndarray, epochs: int = 8) -
 
 
 def write_run(run_dir: Path, model: Any, output: str, data: Path | None = None) -> Path:
-    """A training run folder like ``edgecnn train`` writes: model.keras, labels, config."""
+    """A run folder for a model trained here (not by ``train()``): model.keras, labels and a
+    :class:`~edgecnn.run_config.RunConfig` (the same type ``train()`` writes)."""
+    from edgecnn.run_config import RunConfig, RunResult
+    from edgecnn.spec import InputSpec
+
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "model.keras")
     (run_dir / "labels.json").write_text(json.dumps({"labels": list(LABELS)}))
-    validation = sorted(str(p) for p in (data / "validation").rglob("*.png")) if data else []
-    config = {
-        "architecture": "tiny",
-        "input": {"height": SIZE, "width": SIZE, "channels": 3, "color": "rgb",
-                  "fit": "stretch", "interpolation": "bilinear"},
-        "labels": list(LABELS),
-        "output": output,
-        "validation_files": validation,
-        "test_files": [],
-        "result": {"val_accuracy": 0.95, "best_epoch": 7, "epochs_run": 8, "train_images": 300},
-    }  # fmt: skip
-    (run_dir / "config.json").write_text(json.dumps(config))
+    validation = (
+        tuple(
+            (str(p), LABELS.index(p.parent.name))
+            for p in sorted((data / "validation").rglob("*.png"))
+        )
+        if data
+        else ()
+    )
+    RunConfig(
+        labels=LABELS,
+        input=InputSpec(SIZE, SIZE, 3, "rgb", "stretch", "bilinear"),
+        output=output,
+        architecture="tiny",
+        validation=validation,
+        result=RunResult(0.95, 0.2, 7, 8, 300, len(validation), 0, None, model.count_params(), 1),
+    ).write(run_dir)
     return run_dir

@@ -133,12 +133,9 @@ def test_logits_get_a_softmax_and_probabilities_do_not(tmp_path: Path, data: Pat
 
     images, labels = km.arrays(data, "train")
     softmax_model = km.train(km.build("probabilities"), images.astype("float32"), labels, 2)
-    softmax_run = km.write_run(tmp_path / "p", softmax_model, "probabilities")
-    logits_run = km.write_run(tmp_path / "l", km.build("logits"), "logits")
+    softmax_run = km.write_run(tmp_path / "p", softmax_model, "auto")  # export detects it
+    logits_run = km.write_run(tmp_path / "l", km.build("logits"), "auto")
     for run, kind in ((softmax_run, "probabilities"), (logits_run, "logits")):
-        config = json.loads((run / "config.json").read_text())
-        del config["output"]  # make export detect it from the model
-        (run / "config.json").write_text(json.dumps(config))
         out = tmp_path / f"{kind}.onnx"
         result = export_model(run, out, ExportOptions(latency=False, verify=data / "test"))
         model = onnx.load(str(out))
@@ -207,7 +204,7 @@ def test_gate_refuses_int8_calibrated_on_blank_images(
     options = ExportOptions(
         precision="int8", calibration=blank, verify=data / "test", latency=False
     )
-    with pytest.raises(ExportError, match=r"loses .* points .*max-accuracy-drop 1"):
+    with pytest.raises(ExportError, match=r"loses .* points .*`max_accuracy_drop` 1"):
         export_model(run_dir, out, options)
     assert leftovers(tmp_path) == []
 
@@ -215,7 +212,7 @@ def test_gate_refuses_int8_calibrated_on_blank_images(
         precision="int8", calibration=blank, verify=data / "test", latency=False, force=True
     )
     result = export_model(run_dir, out, forced)
-    assert out.exists() and any("--force" in w for w in result.report["warnings"])
+    assert out.exists() and any("`force`" in w for w in result.report["warnings"])
     assert result.spec.verification["accuracy"] < result.spec.verification["accuracy_keras"]
 
 
@@ -233,7 +230,7 @@ def test_foreign_model_with_flags_and_scale(tmp_path: Path, data: Path) -> None:
     model.save(tmp_path / "elsewhere.keras")
     (tmp_path / "labels.txt").write_text("\n".join(km.LABELS) + "\n")
     no_size = ExportOptions(overrides=InputOverrides(labels_file=str(tmp_path / "labels.txt")))
-    with pytest.raises(ExportError, match="--input-size"):
+    with pytest.raises(ExportError, match="`input_size` HxW"):
         export_model(tmp_path / "elsewhere.keras", tmp_path / "x.onnx", no_size)
 
     options = ExportOptions(
@@ -266,7 +263,7 @@ def test_lambda_layer_needs_unsafe(tmp_path: Path, run_dir: Path) -> None:
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x))
     run = tmp_path / "lambda"
     km.write_run(run, keras.Model(inputs, outputs), "probabilities")
-    with pytest.raises(ExportError, match=r"unsafe deserialization.*--unsafe"):
+    with pytest.raises(ExportError, match=r"unsafe deserialization.*`unsafe`"):
         export_model(run, tmp_path / "l.onnx", ExportOptions(latency=False))
     assert leftovers(tmp_path) == []
     assert load_keras(run / "model.keras", unsafe=True) is not None
@@ -328,7 +325,7 @@ def test_unusable_calibration_folder(content: str, tmp_path: Path, run_dir: Path
         (calib / "b.jpg").write_bytes(b"not a jpeg")
     options = ExportOptions(precision="int8", calibration=calib, latency=False)
     expected = "could be read as images" if content == "corrupt" else "no image files"
-    with pytest.raises(ExportError, match=f"--calibration: .*{expected}"):
+    with pytest.raises(ExportError, match=f"`calibration`: .*{expected}"):
         export_model(run_dir, tmp_path / "x.onnx", options)
     assert leftovers(tmp_path) == []
 

@@ -128,7 +128,7 @@ def test_not_onnx_and_missing_model(tmp_path):
 
 def test_model_without_metadata_is_refused_naming_the_flags(tmp_path):
     path = save(color_model(metadata=False), tmp_path / "foreign.onnx")
-    with pytest.raises(ModelError, match=r"no edgecnn metadata.*--labels FILE --input-size HxW"):
+    with pytest.raises(ModelError, match=r"no edgecnn metadata.*`labels` FILE `input_size` HxW"):
         Classifier.load(path)
     clf = Classifier.load(path, foreign=Foreign(labels=("r", "g", "b"), input_size=(16, 16)))
     assert clf.predict(np.full((8, 8, 3), BGR["green"], np.uint8)).label == "g"
@@ -161,7 +161,7 @@ def test_foreign_float_nchw_model_with_normalization(tmp_path):
     )
     path = save(model, tmp_path / "nchw.onnx")
     labels = ("r", "g", "b")
-    with pytest.raises(ModelError, match="--scale"):
+    with pytest.raises(ModelError, match="`scale`"):
         Classifier.load(path, foreign=Foreign(labels=labels, input_size=(16, 16)))
     clf = Classifier.load(
         path, foreign=Foreign(labels=labels, input_size=(16, 16), scale=1 / 255, logits=True)

@@ -21,6 +21,7 @@ from edgecnn.cli import cli
 from edgecnn.data.shapes import SHAPE_LABELS, generate_shapes
 from edgecnn.errors import DatasetError, EdgecnnError
 from edgecnn.preprocess import load_image
+from edgecnn.run_config import RunConfig
 from edgecnn.spec import InputSpec
 from edgecnn.train import ARCHITECTURES, RUN_FILES, build_model, train
 from edgecnn.train.data_cache import build_cache, parse_augment
@@ -165,7 +166,7 @@ def test_missing_data_dir(tmp_path) -> None:
 
 
 def test_num_classes_must_match_folders(tiny_shapes: Path, tmp_path) -> None:
-    with pytest.raises(DatasetError, match="--num-classes 3 but"):
+    with pytest.raises(DatasetError, match="`num_classes` 3 but"):
         train(tiny_shapes, out=tmp_path / "run", num_classes=3)
 
 
@@ -173,7 +174,7 @@ def test_run_dir_with_model_needs_force(tiny_shapes: Path, tmp_path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.keras").write_bytes(b"previous model")
-    with pytest.raises(EdgecnnError, match="--force"):
+    with pytest.raises(EdgecnnError, match="`force`"):
         train(tiny_shapes, out=run)
     assert (run / "model.keras").read_bytes() == b"previous model"
 
@@ -249,6 +250,7 @@ def test_train_writes_a_complete_run_dir(tiny_shapes: Path, tmp_path) -> None:
     assert config["result"]["epochs_run"] == 2 and config["result"]["train_images"] == 48
     assert 1 <= config["result"]["best_epoch"] <= 2
     assert config["result"]["val_accuracy"] == pytest.approx(result.val_accuracy)
+    assert RunConfig.read(run / "config.json") == result.config  # the typed round trip
     for key in (
         "epochs",
         "batch_size",
@@ -292,8 +294,8 @@ def test_easy_set_is_learned_well_above_chance(tmp_path) -> None:
     )
     assert result.labels == ("horizontal", "vertical")
     assert result.val_accuracy >= 0.8  # chance is 0.5
-    assert result.config["output"] == "logits"
-    assert result.config["data"]["counts"]["validation"] == {"horizontal": 10, "vertical": 10}
+    assert result.config.output == "logits"
+    assert result.config.data.counts["validation"] == {"horizontal": 10, "vertical": 10}
 
 
 @pytest.mark.slow
@@ -312,10 +314,10 @@ def test_mixed_formats_are_converted_and_broken_files_skipped(tmp_path) -> None:
     assert [Path(p).name for p, _ in result.skipped] == ["broken.jpg"]
     assert any("broken.jpg" in w for w in warnings)
     config = result.config
-    assert config["input"]["color"] == "gray" and config["input"]["channels"] == 1
-    assert [Path(s["path"]).name for s in config["data"]["skipped"]] == ["broken.jpg"]
-    assert [Path(s["path"]).name for s in config["data"]["ignored"]] == ["notes.txt"]
-    counts = config["data"]["counts"]
+    assert config.input.color == "gray" and config.input.channels == 1
+    assert [Path(p).name for p, _ in config.data.skipped] == ["broken.jpg"]
+    assert [Path(p).name for p, _ in config.data.ignored] == ["notes.txt"]
+    counts = config.data.counts
     assert sum(counts["train"].values()) + sum(counts["validation"].values()) == 15
 
 

@@ -93,6 +93,6 @@ def _walk(folder: str, recursive: bool, result: Scan, visited: set[tuple[int, in
         for sub in subfolders:
             _walk(sub, recursive, result, visited)
     elif subfolders:
-        result.notes.append(f"{folder}: {len(subfolders)} sub-folder(s) not read (use --recursive)")
+        result.notes.append(f"{folder}: {len(subfolders)} sub-folder(s) not read (use `recursive`)")
     if not files and not subfolders:
         result.notes.append(f"{folder}: empty folder")

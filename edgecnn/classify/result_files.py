@@ -68,7 +68,7 @@ def format_for(path: str, explicit: str | None) -> str:
         return "jsonl"
     if lowered.endswith(".csv") or path == "-":
         return "csv"
-    raise EdgecnnError(f"{path}: cannot tell the format from the extension; use --format csv|jsonl")
+    raise EdgecnnError(f"{path}: cannot tell the format from the extension; use `format` csv|jsonl")
 
 
 def already_done(path: str, fmt: str, top_k: int) -> set[str]:
@@ -82,8 +82,8 @@ def already_done(path: str, fmt: str, top_k: int) -> set[str]:
             reader = csv.DictReader(fh)
             if reader.fieldnames and reader.fieldnames != columns(top_k):
                 raise EdgecnnError(
-                    f"{path}: existing columns do not match --top-k {top_k}; "
-                    "resume with the same --top-k or write a new file"
+                    f"{path}: existing columns do not match `top_k` {top_k}; "
+                    "resume with the same `top_k` or write a new file"
                 )
             return {row["path"] for row in reader}
         done = set()

@@ -4,6 +4,9 @@ Lazy loading keeps ``edgecnn --help`` fast and guarantees that ``classify`` / ``
 ``bench`` never import TensorFlow: only the verb that runs is imported. Every verb raises
 :class:`~edgecnn.errors.EdgecnnError` for expected failures; the group turns them into one
 ``Error: ...`` line and exit code 1. Click's usage errors exit with 2.
+
+Library errors name API parameters in backquotes (`` `input_size` ``);
+:func:`edgecnn.cli.flags.cli_message` turns each into the verb's flag (``--input-size``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import importlib
 import click
 
 from edgecnn._version import __version__
+from edgecnn.cli.flags import cli_message
 from edgecnn.cli.quiet import quiet_environment, quiet_imports
 from edgecnn.errors import EdgecnnError
 
@@ -60,7 +64,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgecnnError as exc:  # expected failure: one line, exit 1
-            raise click.ClickException(str(exc)) from exc
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise click.ClickException(cli_message(str(exc), command)) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so --help imports no verb module.

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from edgecnn.cli.flags import as_flags
 from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.tools.bench import BenchError, Benchmark, Settings, parse_list
 
@@ -136,7 +137,7 @@ def bench(
             provider=provider,
         )
     except BenchError as exc:  # settings that cannot run are usage errors (exit 2)
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(as_flags(str(exc))) from None
     progress = _progress(not quiet and sys.stderr.isatty())
     run = Benchmark(
         list(models), settings, images=images, keras=keras_model, progress=progress, unsafe=unsafe

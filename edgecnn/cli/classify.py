@@ -17,6 +17,7 @@ from edgecnn.classify.result_files import (
     display,
     format_for,
 )
+from edgecnn.cli.flags import as_flags
 from edgecnn.cli.options import with_classifier
 from edgecnn.runtime.batch_pipeline import Pipeline
 from edgecnn.runtime.classifier import Classifier
@@ -80,7 +81,7 @@ def classify(
         say(f"note: {classifier.provider_note}")
     found = scan(sources, recursive=recursive)
     for note in found.notes:
-        say(f"note: {display(note)}")
+        say(f"note: {display(as_flags(note))}")
     items = found.items
     if resume:
         if not output or output == "-":

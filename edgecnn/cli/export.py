@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgecnn.cli.flags import as_flags
 from edgecnn.export.model_source import OUTPUT_KINDS
 from edgecnn.export.quantize import METHODS
 from edgecnn.spec import COLORS, FITS, INTERPOLATIONS
@@ -182,6 +183,6 @@ def export(
     )
     log = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
     result = export_model(model, output, options, log=log)
-    click.echo(result.table())
+    click.echo(as_flags(result.table()))
     if result.report_path is not None:
         click.echo(f"report: {result.report_path}")

@@ -269,7 +269,7 @@ def resolve_splits(
     """
     if not 0 <= val_split < 1 or not 0 <= test_split < 1 or val_split + test_split >= 1:
         raise DatasetError(
-            f"--val-split {val_split:g} and --test-split {test_split:g} must be in 0..1 and "
+            f"`val_split` {val_split:g} and `test_split` {test_split:g} must be in 0..1 and "
             "leave images for training"
         )
     out: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}

@@ -76,7 +76,7 @@ def generate_shapes(
     (train, validation[, test]) it is ``dst/<split>/<label>/``. Refuses to overwrite files.
     """
     if per_class < 1:
-        raise DatasetError(f"--per-class must be at least 1, not {per_class}")
+        raise DatasetError(f"`per_class` must be at least 1, not {per_class}")
     if fmt not in FORMATS:
         raise DatasetError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     unknown = [x for x in labels if x not in SHAPE_LABELS]

@@ -124,7 +124,7 @@ def _calibration_set(
             calibration_images.CALIBRATION_SPLITS,
             source,
             options.calibration_count,
-            "--calibration",
+            "`calibration`",
             warnings,
         )
     elif source.validation:
@@ -132,10 +132,10 @@ def _calibration_set(
         where = "the run's validation files"
     else:
         raise ExportError(
-            "int8 (static) quantization needs calibration images: pass --calibration DIR "
+            "int8 (static) quantization needs calibration images: pass `calibration` DIR "
             "(a few hundred images like the ones the model will see)"
         )
-    batch, _ = _load(items, source, "--calibration", warnings)
+    batch, _ = _load(items, source, "`calibration`", warnings)
     return batch, where
 
 
@@ -150,7 +150,7 @@ def _verification_set(
             calibration_images.VERIFY_SPLITS,
             source,
             options.verify_count,
-            "--verify",
+            "`verify`",
             warnings,
         )
     elif source.validation or source.test:
@@ -164,18 +164,18 @@ def _verification_set(
             calibration_images.VERIFY_SPLITS,
             source,
             options.verify_count,
-            "--calibration",
+            "`calibration`",
             warnings,
         )
         where += " (calibration folder)"
     else:
         warnings.append(
-            "no --verify images: parity was checked on random noise only, accuracy unknown"
+            "no `verify` images: parity was checked on random noise only, accuracy unknown"
         )
         rng = np.random.default_rng(0)
         noise = rng.integers(0, 256, (NOISE_IMAGES, *source.input.shape), dtype=np.uint8)
         return noise, [None] * NOISE_IMAGES, "random noise"
-    batch, truth = _load(items, source, "--verify", warnings)
+    batch, truth = _load(items, source, "`verify`", warnings)
     return batch, truth, where
 
 

@@ -59,7 +59,7 @@ def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
         if "safe_mode" in text or "unsafe_deserialization" in text:
             raise ExportError(
                 f"{path}: the model needs unsafe deserialization (for example a Lambda layer "
-                "holding Python code), which can run arbitrary code; pass --unsafe only if you "
+                "holding Python code), which can run arbitrary code; pass `unsafe` only if you "
                 "trust the file"
             ) from exc
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
@@ -105,12 +105,12 @@ def check_model(model: Any, spec: InputSpec, num_labels: int) -> None:
     if c is not None and c != spec.channels:
         raise ExportError(
             f"the model input has {c} channel(s) but the input spec says {spec.channels} "
-            f"(color {spec.color!r}); fix --color"
+            f"(color {spec.color!r}); fix `color`"
         )
     if (h is not None and h != spec.height) or (w is not None and w != spec.width):
         raise ExportError(
             f"the model input is {h}x{w} but the input spec says {spec.height}x{spec.width}; "
-            "fix --input-size"
+            "fix `input_size`"
         )
     out_shape = tuple(model.outputs[0].shape)
     if len(out_shape) != 2 or out_shape[1] is None or out_shape[1] < 2:

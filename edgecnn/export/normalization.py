@@ -26,9 +26,9 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.scale) or self.scale == 0:
-            raise ExportError(f"--scale {self.scale} must be a finite, non-zero number")
+            raise ExportError(f"`scale` {self.scale} must be a finite, non-zero number")
         if any(s == 0 or not np.isfinite(s) for s in self.std):
-            raise ExportError("--std values must be finite and non-zero")
+            raise ExportError("`std` values must be finite and non-zero")
 
     @property
     def is_identity(self) -> bool:

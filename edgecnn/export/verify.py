@@ -105,14 +105,14 @@ def check_quantized(
         numbers = f"top-1 agreement with Keras {parity['top1_agreement']:.2%} (no labels)"
     message = (
         f"the {precision} model loses {drop:.2f} points ({numbers}), more than "
-        f"--max-accuracy-drop {max_drop:g}"
+        f"`max_accuracy_drop` {max_drop:g}"
     )
     if force:
-        return message + "; written anyway because of --force"
+        return message + "; written anyway because of `force`"
     hint = (
-        "try more or more representative --calibration images, --calibration-method entropy "
-        "or percentile, --no-reduce-range, or --force"
+        "try more or more representative `calibration` images, `calibration_method` entropy "
+        "or percentile, `no_reduce_range`, or `force`"
         if precision == "int8-static"
-        else "try --precision int8 (static, calibrated) or fp32, or --force"
+        else "try `precision` int8 (static, calibrated) or fp32, or `force`"
     )
     raise ExportError(f"{message}; nothing was written. To fix: {hint}")

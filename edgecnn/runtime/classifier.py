@@ -28,7 +28,7 @@ from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
 DEFAULT_MODEL_GPU = "shapes-fp32.onnx"
-FOREIGN_FLAGS = "--labels FILE --input-size HxW [--color rgb|bgr|gray] [--fit crop|stretch|pad]"
+FOREIGN_FLAGS = "`labels` FILE `input_size` HxW [`color` rgb|bgr|gray] [`fit` crop|stretch|pad]"
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _OUTPUT_TYPES = (*_FLOAT_TYPES, "tensor(double)")
@@ -202,8 +202,8 @@ class Classifier:
             if self._foreign.scale is None:
                 raise ModelError(
                     f"{self.path}: the model takes {dtype} input; say how pixels are "
-                    f"normalized with --scale (e.g. 0.00392156862745098 for 1/255), "
-                    f"--mean and --std"
+                    f"normalized with `scale` (e.g. 1/255), "
+                    f"`mean` and `std`"
                 )
 
     # ----------------------------------------------------------------- facts

@@ -131,14 +131,14 @@ def create_session(
         if status.loadable:
             providers = [CUDA, CPU]
         elif provider == "cuda":
-            raise ProviderError(f"--provider cuda: {status.reason}; {CUDA_HINT}")
+            raise ProviderError(f"`provider` cuda: {status.reason}; {CUDA_HINT}")
         elif status.reason != NO_GPU:  # a GPU is there but unusable: worth saying
             note = f"using CPU ({status.reason})"
     session = _open(model, providers, threads)
     actual = session.get_providers()[0]
     if CUDA in providers and actual != CUDA:
         if provider == "cuda":
-            raise ProviderError(f"--provider cuda: onnxruntime could not start CUDA; {CUDA_HINT}")
+            raise ProviderError(f"`provider` cuda: onnxruntime could not start CUDA; {CUDA_HINT}")
         note = "CUDA provider failed to start (no GPU or driver?); running on CPU"
     return session, note
 

@@ -87,14 +87,14 @@ class Settings:
         if not self.threads or any(t is not None and t < 1 for t in self.threads):
             raise BenchError(f"thread counts must be >= 1, not {list(self.threads)}")
         if self.warmup < 0:
-            raise BenchError(f"--warmup must be >= 0, not {self.warmup}")
+            raise BenchError(f"`warmup` must be >= 0, not {self.warmup}")
         if self.iterations is not None and self.duration is not None:
-            raise BenchError("give --iterations or --duration, not both")
+            raise BenchError("give `iterations` or `duration`, not both")
         if self.iterations is not None and self.iterations < 1:
-            raise BenchError(f"--iterations must be >= 1, not {self.iterations}")
+            raise BenchError(f"`iterations` must be >= 1, not {self.iterations}")
         if self.duration is not None and not self.duration > 0:
             raise BenchError(
-                f"--duration must be a positive number of seconds, not {self.duration}"
+                f"`duration` must be a positive number of seconds, not {self.duration}"
             )
         if self.rounds < 1:
             raise BenchError("rounds must be >= 1")
@@ -195,7 +195,7 @@ def _check_batches(classifier: Classifier, batch_sizes: Sequence[int]) -> None:
     if wrong:
         raise BenchError(
             f"{classifier.path}: the model's batch dimension is fixed to {fixed}; batch size "
-            f"{', '.join(map(str, wrong))} cannot run (use --batch-sizes {fixed})"
+            f"{', '.join(map(str, wrong))} cannot run (use `batch_sizes` {fixed})"
         )
 
 
@@ -263,7 +263,7 @@ class Benchmark:
         if not folder.exists():
             raise BenchError(f"{folder}: no such folder")
         if not folder.is_dir():
-            raise BenchError(f"{folder}: --images needs a folder of images")
+            raise BenchError(f"{folder}: `images` needs a folder of images")
         items = [item for item in scan([folder], recursive=True).items if item.path]
         if not items:
             raise BenchError(f"{folder}: the image folder is empty")

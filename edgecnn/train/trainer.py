@@ -23,6 +23,7 @@ from edgecnn import _deps
 from edgecnn._version import __version__
 from edgecnn.data.datasets import Dataset, discover, resolve_splits
 from edgecnn.errors import DatasetError, EdgecnnError
+from edgecnn.run_config import LABELS_FILE, RunConfig, RunData, RunResult, TrainingSettings
 from edgecnn.spec import InputSpec
 from edgecnn.tools import plots
 from edgecnn.tools.metrics import classification_report
@@ -69,7 +70,7 @@ class TrainResult:
     test_report: dict[str, Any] | None
     skipped: list[tuple[str, str]]
     history: list[dict[str, float]]
-    config: dict[str, Any] = field(repr=False)
+    config: RunConfig = field(repr=False)
 
 
 def _quiet(_: str) -> None:
@@ -84,7 +85,7 @@ def prepare_run_dir(out: str | Path, force: bool) -> Path:
     if (run_dir / "model.keras").exists() and not force:
         raise EdgecnnError(
             f"{run_dir}: already holds a trained model (model.keras); "
-            "use --force to overwrite it or choose another --out"
+            "use `force` to overwrite it or choose another `out`"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
@@ -176,9 +177,8 @@ def train(
     best = int(np.nanargmax(scores) if settings.mode == "max" else np.nanargmin(scores))
     test_report = _test_report(model, caches, dataset.labels, settings, run_dir)
     seconds = time.perf_counter() - started
-    skipped = [s for c in caches.values() for s in c.skipped]
     config = _run_config(
-        settings, dataset, caches, rows, best, test_report, skipped, model, seconds, data_dir
+        settings, dataset, caches, rows, best, test_report, model, seconds, data_dir
     )
     _write_run(run_dir, config, rows, best, settings)
     for split in caches:
@@ -193,7 +193,7 @@ def train(
         epochs_run=len(rows),
         seconds=seconds,
         test_report=test_report,
-        skipped=skipped,
+        skipped=list(config.data.skipped) if config.data else [],
         history=rows,
         config=config,
     )
@@ -237,7 +237,7 @@ def resolve_settings(
         workers=workers,
     )
     if settings.monitor not in MONITORS:
-        raise EdgecnnError(f"--monitor {settings.monitor!r} is not one of {', '.join(MONITORS)}")
+        raise EdgecnnError(f"`monitor` {settings.monitor!r} is not one of {', '.join(MONITORS)}")
     if (
         settings.epochs < 1
         or settings.batch_size < 1
@@ -260,13 +260,13 @@ def _load_splits(
     labels = dataset.labels
     if num_classes is not None and num_classes != len(labels):
         raise DatasetError(
-            f"--num-classes {num_classes} but {dataset.root} has {len(labels)} class folders "
+            f"`num_classes` {num_classes} but {dataset.root} has {len(labels)} class folders "
             f"({', '.join(labels)}); the head always matches the class folders"
         )
     splits = resolve_splits(dataset, settings.val_split, settings.test_split, settings.seed)
     if not splits["validation"]:
         raise DatasetError(
-            f"{dataset.root}: no validation images; add a validation/ folder or use --val-split"
+            f"{dataset.root}: no validation images; add a validation/ folder or use `val_split`"
         )
     return dataset, splits
 
@@ -404,81 +404,76 @@ def _run_config(
     rows: list[dict[str, float]],
     best: int,
     test_report: dict[str, Any] | None,
-    skipped: list[tuple[str, str]],
     model: Any,
     seconds: float,
     data_dir: str | Path,
-) -> dict[str, Any]:
+) -> RunConfig:
     """The run's ``config.json``: what export needs plus every setting and the data counts."""
-    labels, spec = dataset.labels, settings.input
-    return {
-        "architecture": settings.arch.name,
-        "input": {
-            "height": spec.height,
-            "width": spec.width,
-            "channels": spec.channels,
-            "color": spec.color,
-            "fit": spec.fit,
-            "interpolation": spec.interpolation,
-        },
-        "labels": list(labels),
-        "num_classes": len(labels),
-        "output": settings.arch.output,
-        "seed": settings.seed,
-        "epochs": settings.epochs,
-        "batch_size": settings.batch_size,
-        "optimizer": settings.optimizer,
-        "learning_rate": settings.learning_rate,
-        "loss": settings.arch.loss,
-        "lr_schedule": settings.arch.lr_schedule,
-        "patience": settings.patience,
-        "monitor": settings.monitor,
-        "augment": settings.augment,
-        "val_split": settings.val_split,
-        "test_split": settings.test_split,
-        "data": {
-            "dir": str(Path(data_dir).resolve()),
-            "layout": dataset.layout,
-            "counts": {
+    labels = dataset.labels
+    test = caches.get("test")
+    return RunConfig(
+        labels=labels,
+        input=settings.input,
+        output=settings.arch.output,
+        architecture=settings.arch.name,
+        settings=TrainingSettings(
+            seed=settings.seed,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            optimizer=settings.optimizer,
+            learning_rate=settings.learning_rate,
+            loss=settings.arch.loss,
+            lr_schedule=settings.arch.lr_schedule,
+            patience=settings.patience,
+            monitor=settings.monitor,
+            augment=dict(settings.augment),
+            val_split=settings.val_split,
+            test_split=settings.test_split,
+        ),
+        data=RunData(
+            dir=str(Path(data_dir).resolve()),
+            layout=dataset.layout,
+            counts={
                 s: {lb: int(np.sum(c.targets == i)) for i, lb in enumerate(labels)}
                 for s, c in caches.items()
             },
-            "skipped": [{"path": p, "reason": r} for p, r in skipped],
-            "ignored": [{"path": p, "reason": r} for p, r in dataset.ignored],
-        },
-        "validation_files": caches["validation"].paths,
-        "validation_targets": caches["validation"].targets.tolist(),
-        "test_files": caches["test"].paths if "test" in caches else [],
-        "test_targets": caches["test"].targets.tolist() if "test" in caches else [],
-        "result": {
-            "val_accuracy": rows[best]["val_accuracy"],
-            "val_loss": rows[best]["val_loss"],
-            "best_epoch": best + 1,
-            "epochs_run": len(rows),
-            "train_images": len(caches["train"]),
-            "validation_images": len(caches["validation"]),
-            "test_images": len(caches["test"]) if "test" in caches else 0,
-            "test_accuracy": test_report["accuracy"] if test_report else None,
-            "parameters": int(model.count_params()),
-            "seconds": round(seconds, 2),
-        },
-        "model": "model.keras",
-        "edgecnn_version": __version__,
-        "versions": {"keras": _deps.keras().__version__, "tensorflow": _tf_version()},
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+            skipped=tuple(s for c in caches.values() for s in c.skipped),
+            ignored=tuple(dataset.ignored),
+        ),
+        validation=_pairs(caches["validation"]),
+        test=_pairs(test) if test is not None else (),
+        result=RunResult(
+            val_accuracy=rows[best]["val_accuracy"],
+            val_loss=rows[best]["val_loss"],
+            best_epoch=best + 1,
+            epochs_run=len(rows),
+            train_images=len(caches["train"]),
+            validation_images=len(caches["validation"]),
+            test_images=len(test) if test is not None else 0,
+            test_accuracy=test_report["accuracy"] if test_report else None,
+            parameters=int(model.count_params()),
+            seconds=round(seconds, 2),
+        ),
+        edgecnn_version=__version__,
+        versions={"keras": _deps.keras().__version__, "tensorflow": _tf_version()},
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _pairs(cache: Cache) -> tuple[tuple[str, int], ...]:
+    return tuple((str(p), int(t)) for p, t in zip(cache.paths, cache.targets, strict=True))
 
 
 def _write_run(
     run_dir: Path,
-    config: dict[str, Any],
+    config: RunConfig,
     rows: list[dict[str, float]],
     best: int,
     settings: TrainSettings,
 ) -> None:
     """labels.json, config.json, history.csv and history.png beside the saved model."""
-    write_json(run_dir / "labels.json", {"labels": config["labels"]})
-    write_json(run_dir / "config.json", config)
+    write_json(run_dir / LABELS_FILE, {"labels": list(config.labels)})
+    config.write(run_dir)
     history.write_history_csv(run_dir / "history.csv", rows)
     history.plot_history(
         run_dir / "history.png",
