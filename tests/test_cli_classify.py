@@ -10,6 +10,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from edgecnn import Classifier
 from edgecnn.classify.result_files import columns
 from edgecnn.cli import cli
 from tests.conftest import write_color_image
@@ -65,7 +66,8 @@ def test_bad_inputs_are_rows_and_the_run_goes_on(color_model_path, tmp_path):
     assert lines[4]["error"] == "no such file or directory"
     assert set(lines[0]) == set(columns(1))
     assert "2 ok, 3 failed" in result.stderr
-    assert "provider CPUExecutionProvider" in result.stderr
+    ran = Classifier.load(color_model_path).provider  # auto: CUDA where it loads, else CPU
+    assert f"provider {ran};" in result.stderr
 
 
 def test_terminal_table_and_exit_code_when_nothing_classifies(color_model_path, tmp_path):

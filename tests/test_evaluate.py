@@ -38,7 +38,7 @@ def test_eval_onnx_reports_metrics_failures_json_and_png(
     runner = CliRunner()
     result = runner.invoke(
         cli,
-        ["eval", str(color_model_path), str(tmp_path / "data"), "--json",
+        ["eval", str(color_model_path), str(tmp_path / "data"), "--provider", "cpu", "--json",
          str(tmp_path / "r.json"), "--png", str(tmp_path / "cm.png")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
