@@ -76,6 +76,8 @@ def info(model: str | None, as_json: bool) -> None:
 
 def _foreign(model: str, session: Any, as_json: bool) -> None:
     """What can be told of an ONNX model without edgecnn metadata: tensors, opset, size."""
+    from edgecnn.cli.classify import classify
+    from edgecnn.cli.flags import cli_message
     from edgecnn.runtime.classifier import FOREIGN_FLAGS
 
     header = onnx_header(model)
@@ -105,7 +107,11 @@ def _foreign(model: str, session: Any, as_json: bool) -> None:
         ("opset", str(data["opsets"].get("ai.onnx", "?"))),
         ("ir version", str(data["ir_version"] or "?")),
         ("producer", data["producer"] or "unknown"),
-        ("edgecnn", f"no edgecnn metadata (exported elsewhere): run it with {FOREIGN_FLAGS}"),
+        (
+            "edgecnn",
+            f"no edgecnn metadata (exported elsewhere): run it with "
+            f"{cli_message(FOREIGN_FLAGS, classify)}",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
