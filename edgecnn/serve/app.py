@@ -152,9 +152,15 @@ class _Service:
         ticket = self._admit(served, len(uploads))
         try:
             loop = asyncio.get_running_loop()
-            loaded: list[Loaded] = await asyncio.gather(
-                *(loop.run_in_executor(self.pool, load_one, u.data, spec) for u in uploads)
-            )
+            loaded: list[Loaded]
+            if len(uploads) == 1:  # the common case, without gather's extra task
+                loaded = [await loop.run_in_executor(self.pool, load_one, uploads[0].data, spec)]
+            else:
+                loaded = list(
+                    await asyncio.gather(
+                        *(loop.run_in_executor(self.pool, load_one, u.data, spec) for u in uploads)
+                    )
+                )
             good = [x.array for x in loaded if x.array is not None]
             probs, share_ms = await ticket.infer(good)  # type: ignore[arg-type]
         finally:
@@ -280,6 +286,9 @@ class _Service:
         return HTMLResponse(docs_page(self.spec))
 
 
+_TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
+
+
 def _with_timeout(
     handler: Callable[[Request], Awaitable[Response]], seconds: float
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -288,7 +297,10 @@ def _with_timeout(
     async def guarded(request: Request) -> Response:
         request.state.phase = "body"
         try:
-            return await asyncio.wait_for(handler(request), seconds)
+            if _TIMEOUT_SCOPE is None:  # Python 3.10: a task per request
+                return await asyncio.wait_for(handler(request), seconds)
+            async with _TIMEOUT_SCOPE(seconds):  # 3.11+: no extra task
+                return await handler(request)
         except asyncio.TimeoutError:  # 3.10: not yet the builtin TimeoutError
             if request.state.phase == "body":
                 raise ServeError(
