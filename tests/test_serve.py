@@ -4,6 +4,7 @@ test starts its own. Nothing here asserts a timing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -517,3 +518,57 @@ def test_the_serve_stack_imports_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- in-process units
+def test_micro_batcher_gathers_admits_and_survives_a_failing_batch(color_model_path):
+    from edgecnn.runtime.classifier import Classifier
+    from edgecnn.serve.micro_batcher import MicroBatcher, QueueFull
+
+    classifier = Classifier.load(color_model_path, provider="cpu")
+    batches: list[int] = []
+    batcher = MicroBatcher(
+        classifier, max_batch=4, max_wait_ms=1000, max_queue=6,
+        observer=lambda size, queued, seconds: batches.append(size),
+    )  # fmt: skip
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 255
+
+    async def scenario() -> None:
+        await batcher.start()
+        tickets = [batcher.admit(1) for _ in range(5)]
+        with pytest.raises(QueueFull):
+            batcher.admit(2)  # 5 in flight + 2 > 6
+        # all five decoded "at once": one batch of 4 (max_batch), then one of 1
+        answers = await asyncio.gather(*(t.infer([red]) for t in tickets))
+        assert all(classifier.labels[int(p.argmax())] == "red" for p, _ in answers)
+        for t in tickets:
+            t.release()
+        assert batcher.in_flight == 0 and batcher.coming == 0
+        with pytest.raises(ValueError, match="uint8"):  # a failing batch answers its job
+            await batcher.admit(1).infer([red.astype(np.float32)])
+        ticket = batcher.admit(1)
+        assert (await ticket.infer([red]))[0].shape == (1, 3)  # and the loop goes on
+        ticket.release()
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert batches[:2] == [4, 1] and batches[-1] == 1
+
+
+def test_request_timeout_is_408_while_reading_and_504_after():
+    from starlette.requests import Request
+
+    from edgecnn.serve.app import _with_timeout
+    from edgecnn.serve.http_errors import ServeError
+
+    async def slow(request: Request, phase: str) -> None:
+        request.state.phase = phase
+        await asyncio.sleep(60)
+
+    for phase, status in (("body", 408), ("work", 504)):
+        handler = _with_timeout(lambda r, p=phase: slow(r, p), 0.05)
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": []})
+        with pytest.raises(ServeError) as caught:
+            asyncio.run(handler(request))
+        assert caught.value.status == status
