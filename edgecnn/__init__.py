@@ -22,7 +22,8 @@ from edgecnn.errors import (
 from edgecnn.spec import InputSpec, ModelSpec
 
 if TYPE_CHECKING:
-    from edgecnn.live.stream import FrameResult, Stream
+    from edgecnn.live.frame_result import FrameResult
+    from edgecnn.live.stream import Stream
     from edgecnn.preprocess import load_image
     from edgecnn.runtime.classifier import Classifier, Foreign, default_model_path
     from edgecnn.runtime.prediction import Prediction
@@ -36,7 +37,7 @@ _LAZY = {
     "Prediction": "edgecnn.runtime.prediction",
     "load_image": "edgecnn.preprocess",
     "Stream": "edgecnn.live.stream",
-    "FrameResult": "edgecnn.live.stream",
+    "FrameResult": "edgecnn.live.frame_result",
 }
 
 

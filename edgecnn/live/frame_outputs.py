@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import click
 import cv2
@@ -26,10 +25,8 @@ import numpy as np
 from edgecnn.classify.result_files import check_writable, display
 from edgecnn.errors import EdgecnnError
 from edgecnn.live.browser_preview import Preview, parse_address
-from edgecnn.live.frame_sources import Notify
-
-if TYPE_CHECKING:
-    from edgecnn.live.stream import FrameResult, Stream
+from edgecnn.live.frame_result import FrameResult
+from edgecnn.live.frame_sources import FrameSource, Notify
 
 #: Video containers and the FourCC written into them.
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
@@ -301,7 +298,9 @@ def close_all(outputs: Sequence[Output]) -> list[str]:
 
 
 def open_outputs(
-    stream: Stream,
+    source: FrameSource,
+    is_event: Callable[[FrameResult], bool],
+    title: str,
     *,
     show: bool | None = False,
     serve: str | None = None,
@@ -310,7 +309,8 @@ def open_outputs(
     console: bool = False,
     notify: Notify | None = None,
 ) -> list[Output]:
-    """Open the requested outputs for ``stream``, failing (with nothing left open) when one is
+    """Open the requested outputs for frames of ``source`` (``is_event`` picks the events,
+    ``title`` names the preview), failing (with nothing left open) when one is
     unusable: a file that cannot be created, a port in use. The paths are checked beforehand
     by :func:`check_paths` (as :func:`edgecnn.live.stream.run` does before opening the source).
     ``show`` None means a window only where a display exists; ``show`` True without one is a
@@ -319,13 +319,11 @@ def open_outputs(
     outputs: list[Output] = []
     try:
         if jsonl:
-            outputs.append(JsonlOutput(jsonl, stream.is_event))
+            outputs.append(JsonlOutput(jsonl, is_event))
         if save:
-            source = stream.source
-            every = getattr(source, "every", 1)
-            outputs.append(VideoOutput(save, source.fps, every=every, live=source.live))
+            outputs.append(VideoOutput(save, source.fps, every=source.every, live=source.live))
         if serve:
-            preview = PreviewOutput(serve, title=stream.describe())
+            preview = PreviewOutput(serve, title=title)
             outputs.append(preview)
             say(f"preview: {preview.url}")
             if preview.preview.host not in ("127.0.0.1", "::1", "localhost"):
@@ -340,7 +338,7 @@ def open_outputs(
                     "browser, or write --save OUT.mp4"
                 )
         if console and jsonl != "-":
-            outputs.append(ConsoleOutput(stream.is_event))
+            outputs.append(ConsoleOutput(is_event))
     except BaseException:
         close_all(outputs)
         raise

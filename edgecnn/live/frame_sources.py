@@ -242,6 +242,8 @@ class FrameSource:
     thread never frees a capture while it is being read."""
 
     live = False
+    #: Label one frame in ``every`` (file sources and live sources set it; 1 = every frame).
+    every = 1
     #: How long :meth:`close` waits for the reader thread to finish (seconds).
     join_timeout = 2.0
 
@@ -624,7 +626,7 @@ def open_source(
 def describe(source: FrameSource) -> str:
     """One line about an open source: kind, name, timing and nominal frame rate."""
     mode = "live: newest frame" if source.live else "every frame"
-    if getattr(source, "every", 1) > 1:
-        mode += f", 1 in {source.every}"  # type: ignore[attr-defined]
+    if source.every > 1:
+        mode += f", 1 in {source.every}"
     fps = f", {source.fps:g} fps" if source.fps else ""
     return f"{source.location.kind} {source.name} ({mode}{fps})"

@@ -27,8 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ import numpy as np
 from edgecnn.classify.result_files import display
 from edgecnn.errors import ImageError
 from edgecnn.live.frame_outputs import Output, check_paths, close_all, open_outputs
+from edgecnn.live.frame_result import FrameResult
 from edgecnn.live.frame_sources import Frame, FrameSource, Notify, describe, open_source
 from edgecnn.live.overlay import Annotation, annotate
 from edgecnn.runtime.classifier import Classifier
@@ -57,46 +57,6 @@ LIVE_STAGES = ("preprocess", "inference", "postprocess", "latency")
 #: How much the smoothed score of a new label must exceed the current one's to take over.
 HYSTERESIS = 0.1
 _UNSET = object()  # "no label reported yet" (None means "uncertain")
-
-
-# --------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class FrameResult:
-    """One labelled frame: the raw prediction, the (smoothed) label and its timings."""
-
-    index: int  #: frame position in the source
-    name: str  #: printable origin (``clip.mp4#12``, an image path, ``camera 0#40``)
-    captured: float  #: ``perf_counter()`` at capture
-    timestamp: float  #: wall clock at capture
-    prediction: Prediction  #: this frame's own top-k (or its error)
-    label: str | None  #: the label to act on (smoothed, above min_score), None = uncertain
-    score: float | None  #: its (smoothed) probability
-    changed: bool  #: ``label`` differs from the previous frame's: an event when smoothing
-    latency_ms: float  #: capture -> label
-    fps: float  #: labelled frames per second over the last second or so
-    dropped: int  #: frames dropped so far (live sources)
-    frame: np.ndarray | None = field(default=None, repr=False)  #: the BGR frame
-
-    @property
-    def inference_ms(self) -> float | None:
-        """Model time for this frame."""
-        return self.prediction.timings.get("inference")
-
-    def event(self) -> dict[str, Any]:
-        """A JSON-ready event: frame, time, label and score, top-k, latency, error."""
-        stamp = datetime.fromtimestamp(self.timestamp, timezone.utc)
-        return {
-            "frame": self.index,
-            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "source": self.name,
-            "label": self.label,
-            "score": None if self.score is None else round(self.score, 6),
-            "changed": self.changed,
-            "top": [{"label": lb, "score": round(sc, 6)} for lb, sc in self.prediction.top],
-            "latency_ms": round(self.latency_ms, 3),
-            "inference_ms": None if self.inference_ms is None else round(self.inference_ms, 3),
-            "error": self.prediction.error,
-        }
 
 
 class Smoother:
@@ -417,7 +377,15 @@ def run(
     stream = Stream(classifier, source, notify=notify, **stream_options)
     try:
         outputs = open_outputs(
-            stream, show=show, serve=serve, save=save, jsonl=jsonl, console=console, notify=notify
+            stream.source,
+            stream.is_event,
+            stream.describe(),
+            show=show,
+            serve=serve,
+            save=save,
+            jsonl=jsonl,
+            console=console,
+            notify=notify,
         )
     except BaseException:
         stream.close()

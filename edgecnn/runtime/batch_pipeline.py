@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -23,11 +23,26 @@ from edgecnn.classify.input_discovery import Item
 from edgecnn.errors import ImageError
 from edgecnn.preprocess import ImageInput, decode, describe_source, prepare
 from edgecnn.runtime.prediction import Prediction
-from edgecnn.spec import InputSpec
+from edgecnn.spec import InputSpec, ModelSpec
 from edgecnn.tools.machine import available_cores
 
-if TYPE_CHECKING:
-    from edgecnn.runtime.classifier import Classifier
+
+class BatchModel(Protocol):
+    """What the pipeline needs of a model (:class:`~edgecnn.runtime.classifier.Classifier` is
+    one): its spec, and inference on the prepared images of one batch."""
+
+    spec: ModelSpec
+
+    def finish_batch(
+        self,
+        sources: Sequence[str],
+        prepared: Sequence[np.ndarray | None],
+        errors: Sequence[str | None],
+        timings: Sequence[dict[str, float]],
+        top_k: int,
+    ) -> list[Prediction]:
+        """Run the batch and build one prediction per source (errors included)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -76,11 +91,12 @@ def _opencv_single_threaded() -> Iterator[None]:
 
 
 class Pipeline:
-    """Classify a stream of :class:`Item` with a :class:`Classifier`, decoding in threads."""
+    """Classify a stream of :class:`Item` with a :class:`BatchModel` (a Classifier), decoding
+    in threads."""
 
     def __init__(
         self,
-        classifier: Classifier,
+        classifier: BatchModel,
         *,
         batch_size: int = 16,
         workers: int | None = None,
