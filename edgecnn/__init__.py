@@ -48,7 +48,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public API only (not the helpers this module imports for itself)."""
+    return sorted(__all__)
 
 
 __all__ = [

@@ -4,6 +4,7 @@ what happened. Real models, real files, real subprocesses; nothing timed."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -275,3 +276,62 @@ def test_tensorflow_imports_without_banners_in_the_cli_process() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()  # TensorFlow really imported
     assert "oneDNN" not in done.stderr and "absl::InitializeLog" not in done.stderr, done.stderr
+
+
+# ----------------------------------------------------------------------------- small ones (8)
+
+
+def test_resume_without_output_is_a_usage_error_before_the_model_loads(tmp_path: Path) -> None:
+    result = invoke("classify", str(tmp_path), "--resume", "--model", str(tmp_path / "no.onnx"))
+    assert result.exit_code == 2 and "--resume needs --output FILE" in result.output
+    assert "no such model file" not in result.output
+
+
+def test_a_run_where_nothing_succeeded_reports_no_speed(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_text("not an image")
+    result = CliRunner().invoke(cli, ["classify", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "0 ok, 1 failed" in result.stderr and "images/s" not in result.stderr
+
+
+def test_misspelt_verb_gets_a_suggestion() -> None:
+    result = invoke("clasify", "photos/")
+    assert result.exit_code == 2 and "Did you mean 'classify'?" in result.output
+    assert "Did you mean" not in invoke("frobnicate").output
+
+
+def test_dir_of_the_package_is_its_public_api() -> None:
+    import edgecnn
+
+    names = set(dir(edgecnn))
+    assert not names & {"Any", "TYPE_CHECKING", "annotations", "importlib"}
+    assert names == set(edgecnn.__all__)
+
+
+def test_history_plot_ticks_are_whole_epochs() -> None:
+    pytest.importorskip("matplotlib")
+    from edgecnn.tools.plots import integer_ticks
+
+    assert all(float(t).is_integer() for t in integer_ticks().tick_values(1, 3))
+
+
+def test_live_prints_a_line_per_second_unless_asked_and_an_honest_header(tmp_path: Path) -> None:
+    from tests.conftest import write_color_image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):
+        write_color_image(frames / f"{i}.png", "red")
+    model = tmp_path / "color.onnx"
+    from tests.models import color_model, save
+
+    save(color_model(), model)
+    args = ["live", "-m", str(model), "-s", str(frames), "--no-show", "--every", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "(1 frame in 2)" in result.stderr and "every frame" not in result.stderr
+    counts = [int(n) for n in re.findall(r"(\d+) frames?: red", result.stdout)]
+    assert sum(counts) == 3 and len(result.stdout.splitlines()) == len(counts)
+    assert "\\n" not in result.stderr  # the summary's lines are lines
+    per_event = CliRunner().invoke(cli, [*args, "--console", "event"])
+    assert len(per_event.stdout.splitlines()) == 3 and "red 1.000" in per_event.stdout

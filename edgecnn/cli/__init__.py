@@ -11,6 +11,7 @@ Library errors name API parameters in backquotes (`` `input_size` ``);
 
 from __future__ import annotations
 
+import difflib
 import importlib
 
 import click
@@ -52,6 +53,16 @@ class LazyGroup(click.Group):
                 return None  # verb not built in this version
             raise
         return getattr(module, attribute)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else None
+        if name and name not in COMMANDS and not name.startswith("-"):
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            if close:  # `edgecnn clasify` -> did you mean classify
+                ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         rest = super().parse_args(ctx, args)

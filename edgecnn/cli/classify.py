@@ -25,9 +25,15 @@ from edgecnn.runtime.prediction import STAGES
 from edgecnn.tools.latency_stats import Tally
 
 
+def _usage(options: dict[str, Any]) -> None:
+    """Usage errors found before the model loads and the inputs are scanned."""
+    if options["resume"] and (not options["output"] or options["output"] == "-"):
+        raise click.UsageError("--resume needs --output FILE")
+
+
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@with_classifier(spinning=False)  # decode workers share the cores
+@with_classifier(spinning=False, check=_usage)  # decode workers share the cores
 @click.option(
     "--batch-size",
     "-b",
@@ -83,9 +89,7 @@ def classify(
     for note in found.notes:
         say(f"note: {display(as_flags(note))}")
     items = found.items
-    if resume:
-        if not output or output == "-":
-            raise click.UsageError("--resume needs --output FILE")
+    if resume and output:
         done = already_done(output, format_for(output, fmt), top_k)
         items = [item for item in items if item.source not in done]
         say(f"resume: {len(found.items) - len(items)} input(s) already in {output}, skipped")
@@ -146,10 +150,8 @@ def summary_text(
     lines = []
     if interrupted:
         lines.append(f"interrupted after {tally.total} of {planned} inputs")
-    lines.append(
-        f"{summary['ok']} ok, {summary['failed']} failed in {seconds:.2f} s "
-        f"({summary['images_per_second']:.1f} images/s)"
-    )
+    speed = f" ({summary['images_per_second']:.1f} images/s)" if summary["ok"] else ""
+    lines.append(f"{summary['ok']} ok, {summary['failed']} failed in {seconds:.2f} s{speed}")
     for source, error in tally.failed[:10]:
         lines.append(f"  failed: {display(source)}: {error}")
     if len(tally.failed) > 10:

@@ -94,7 +94,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     "would (--no-realtime: read a stream frame by frame) [default: by source kind].",
 )
 @click.option("--loop", is_flag=True, help="Restart a video file or image folder at its end.")
-@click.option("--quiet", "-q", is_flag=True, help="No per-event lines and no summary.")
+@click.option(
+    "--console",
+    "console_mode",
+    type=click.Choice(("second", "event")),
+    default="second",
+    show_default=True,
+    help="Lines on stdout: a summary per second (FPS, labels, latency), or one per event "
+    "(every frame, or each label change with --smooth).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No console lines and no summary.")
 def live(
     classifier: Classifier,
     source: str,
@@ -110,6 +119,7 @@ def live(
     reconnect: bool,
     realtime: bool | None,
     loop: bool,
+    console_mode: str,
     quiet: bool,
 ) -> None:
     """Label every frame of a camera, stream, video file or image folder.
@@ -122,7 +132,8 @@ def live(
 
     def say(message: str) -> None:
         if not quiet:
-            click.echo(display(message), err=True)
+            for line in message.splitlines():  # the summary has several lines
+                click.echo(display(line), err=True)
 
     def note(message: str) -> None:  # reconnects, truncation, warnings: shown even with -q
         click.echo(
@@ -140,7 +151,7 @@ def live(
             serve=serve,
             save=save,
             jsonl=jsonl,
-            console=not quiet,
+            console=False if quiet else console_mode,
             notify=note,
             verbose=say,
             every=every,

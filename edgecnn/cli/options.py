@@ -135,16 +135,23 @@ def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> 
 
 
 def with_classifier(
-    command: Callable[..., Any] | None = None, *, spinning: bool | None = None
+    command: Callable[..., Any] | None = None,
+    *,
+    spinning: bool | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Any:
     """Decorator: replace the model options by a loaded ``classifier`` argument.
 
-    ``@with_classifier(spinning=False)`` for verbs whose decode threads share the cores."""
+    ``@with_classifier(spinning=False)`` for verbs whose decode threads share the cores.
+    ``check(kwargs)``: the verb's usage checks, run before the model loads (a usage error
+    should not wait for a model and a scan)."""
     if command is None:
-        return functools.partial(with_classifier, spinning=spinning)
+        return functools.partial(with_classifier, spinning=spinning, check=check)
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
+        if check is not None:
+            check(kwargs)
         classifier = load_classifier(kwargs, spinning=spinning)
         return command(classifier=classifier, **kwargs)
 

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import click
@@ -286,6 +287,52 @@ class ConsoleOutput(Output):
         click.echo(display(line))
 
 
+class ConsoleSummaryOutput(Output):
+    """One human line per second on stdout: FPS, the labels of that second's frames, latency,
+    drops (a line per frame would scroll faster than anyone reads)."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self._reset(None)
+
+    def _reset(self, start: float | None) -> None:
+        self.start = start
+        self.labels: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.last: FrameResult | None = None
+
+    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+        if self.start is None:
+            self.start = result.captured
+        if self.last is not None and result.captured - self.start >= self.interval_s:
+            self._flush()
+            self._reset(result.captured)
+        ok = result.prediction.ok
+        self.labels["error" if not ok else (result.label or "(uncertain)")] += 1
+        self.latencies.append(result.latency_ms)
+        self.last = result
+
+    def _flush(self) -> None:
+        last = self.last
+        if last is None:
+            return
+        total = sum(self.labels.values())
+        shares = ", ".join(f"{label} {n}" for label, n in self.labels.most_common(3))
+        more = len(self.labels) - 3
+        shares += f", {more} more" if more > 0 else ""
+        latency = sorted(self.latencies)[len(self.latencies) // 2]
+        click.echo(
+            display(
+                f"{last.name}: {last.fps:.1f} FPS; {total} frame{'s' if total != 1 else ''}: "
+                f"{shares}; latency p50 {latency:.1f} ms; {last.dropped} dropped"
+            )
+        )
+
+    def close(self) -> None:
+        self._flush()
+        self._reset(None)
+
+
 def close_all(outputs: Sequence[Output]) -> list[str]:
     """Close every output even if some fail; return the failures' messages."""
     problems = []
@@ -306,7 +353,7 @@ def open_outputs(
     serve: str | None = None,
     save: str | None = None,
     jsonl: str | None = None,
-    console: bool = False,
+    console: bool | str = False,
     notify: Notify | None = None,
 ) -> list[Output]:
     """Open the requested outputs for frames of ``source`` (``is_event`` picks the events,
@@ -337,8 +384,9 @@ def open_outputs(
                     f"warning: --show ignored: {problem}; watch with --serve HOST:PORT in a "
                     "browser, or write --save OUT.mp4"
                 )
-        if console and jsonl != "-":
-            outputs.append(ConsoleOutput(is_event))
+        if console and jsonl != "-":  # True or "event": a line per event; "second": summaries
+            second = console == "second"
+            outputs.append(ConsoleSummaryOutput() if second else ConsoleOutput(is_event))
     except BaseException:
         close_all(outputs)
         raise

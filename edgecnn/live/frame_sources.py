@@ -625,8 +625,10 @@ def open_source(
 
 def describe(source: FrameSource) -> str:
     """One line about an open source: kind, name, timing and nominal frame rate."""
-    mode = "live: newest frame" if source.live else "every frame"
-    if source.every > 1:
-        mode += f", 1 in {source.every}"
+    every = source.every
+    if source.live:
+        mode = "live: newest frame" + (f", labelling 1 in {every}" if every > 1 else "")
+    else:
+        mode = f"1 frame in {every}" if every > 1 else "every frame"
     fps = f", {source.fps:g} fps" if source.fps else ""
     return f"{source.location.kind} {source.name} ({mode}{fps})"

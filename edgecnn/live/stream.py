@@ -356,7 +356,7 @@ def run(
     serve: str | None = None,
     save: str | None = None,
     jsonl: str | None = None,
-    console: bool = False,
+    console: bool | str = False,
     notify: Notify | None = None,
     verbose: Notify | None = None,
     **stream_options: Any,
@@ -365,7 +365,8 @@ def run(
 
     ``show``: a window (None = where a display exists). ``serve``: ``HOST:PORT`` of a browser
     preview. ``save``: annotated video path. ``jsonl``: events file (``-``: stdout).
-    ``console``: one line per event on stdout. ``notify``: warnings and notes (reconnects,
+    ``console``: lines on stdout, one per event (True or "event") or one per second
+    ("second"). ``notify``: warnings and notes (reconnects,
     truncated files, outputs that failed to close). ``verbose``: the source line before the
     first frame, then the summary and what each output wrote, also when the run fails.
     ``stream_options`` go to :class:`Stream`. Output paths are checked before the source opens

@@ -25,6 +25,14 @@ def pyplot() -> Any:
     return plt
 
 
+def integer_ticks() -> Any:
+    """A tick locator that puts ticks on whole numbers only (epochs, batch counts)."""
+    pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def save(fig: Any, path: str | Path, dpi: int = 110) -> None:
     """Save ``fig`` as a PNG (an unwritable path is an EdgecnnError) and free it."""
     plt = pyplot()

@@ -46,6 +46,7 @@ def plot_history(path: Path, rows: Sequence[dict[str, float]], title: str) -> No
                 markersize=3,
             )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plots.integer_ticks())  # epoch 1, 2, 3: never 1.5
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
