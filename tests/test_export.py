@@ -118,7 +118,7 @@ def test_fp32_meets_the_artifact_contract(fp32: Path, data: Path) -> None:
 
 
 def test_fp32_matches_keras(fp32: Path, trained: object, data: Path) -> None:
-    from edgecnn.export.keras_model import softmax
+    from edgecnn.runtime.prediction import softmax
 
     images, labels = km.arrays(data, "test")
     reference = softmax(np.asarray(trained(images.astype("float32"), training=False)))
@@ -223,7 +223,7 @@ def test_foreign_model_with_flags_and_scale(tmp_path: Path, data: Path) -> None:
     """A model trained on float 0..1 input, no run folder: flags describe it, scale is baked in."""
     from edgecnn.export import ExportOptions, export_model
     from edgecnn.export.model_source import InputOverrides
-    from edgecnn.export.normalization import parse_normalization
+    from edgecnn.normalization import parse_normalization
 
     images, labels = km.arrays(data, "train")
     model = km.train(km.build("probabilities", rescale=False), images / 255.0, labels, 3)

@@ -84,7 +84,7 @@ def evaluate(
     keras_options = None
     if not evaluation.is_onnx(model):
         from edgecnn.export.model_source import InputOverrides
-        from edgecnn.export.normalization import parse_normalization
+        from edgecnn.normalization import parse_normalization
 
         keras_options = {
             "overrides": InputOverrides(labels_file, input_size, color, fit),

@@ -156,8 +156,8 @@ def export(
     """
     from edgecnn.export import ExportOptions, export_model
     from edgecnn.export.model_source import InputOverrides
-    from edgecnn.export.normalization import parse_normalization
     from edgecnn.export.quantize import QuantSettings
+    from edgecnn.normalization import parse_normalization
 
     options = ExportOptions(
         precision=precision,

@@ -9,20 +9,12 @@ from typing import Any
 import click
 
 from edgecnn.errors import ModelError
+from edgecnn.normalization import parse_normalization
 from edgecnn.runtime.classifier import Classifier, Foreign
 from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.spec import COLORS, FITS, parse_size, read_labels_file
 
 _FOREIGN_KEYS = ("labels", "input_size", "color", "fit", "scale", "mean", "std", "logits")
-
-
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -79,13 +71,11 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--scale",
-            type=float,
-            help="Model without metadata, float input: pixel multiplier (e.g. 1/255 "
-            "as 0.0039215686).",
+            help="Model without metadata, float input: pixel multiplier, e.g. 1/255 or 1/127.5.",
         ),
         click.option(
             "--mean",
-            help="Model without metadata: per-channel mean, e.g. 0.485,0.456,"
+            help="Model without metadata: mean, one value or per channel, e.g. 0.485,0.456,"
             "0.406 (after --scale).",
         ),
         click.option("--std", help="Model without metadata: per-channel std (after --scale)."),
@@ -119,14 +109,15 @@ def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> 
     if values["labels"] or values["input_size"]:
         if not (values["labels"] and values["input_size"]):
             raise ModelError("--labels and --input-size are needed together")
+        norm = parse_normalization(values["scale"], values["mean"], values["std"])
         foreign = Foreign(
             labels=read_labels_file(values["labels"]),
             input_size=values["input_size"],
             color=values["color"] or "rgb",
             fit=values["fit"] or "crop",
-            scale=values["scale"],
-            mean=_floats(values["mean"]) or (0.0,),
-            std=_floats(values["std"]) or (1.0,),
+            scale=norm.scale if values["scale"] else None,  # None: not said (float input asks)
+            mean=norm.mean,
+            std=norm.std,
             logits=values["logits"],
         )
     return Classifier.load(

@@ -13,7 +13,7 @@ from typing import Any
 
 from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export.normalization import Normalization
+from edgecnn.normalization import Normalization
 from edgecnn.spec import InputSpec
 
 INPUT_NAME = "image"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from edgecnn.errors import DatasetError, ExportError
 from edgecnn.export import artifact, calibration_images, convert, keras_model, quantize, verify
 from edgecnn.export.export_report import format_table, measure_latency
 from edgecnn.export.model_source import InputOverrides, ModelSource, resolve_source
-from edgecnn.export.normalization import Normalization
+from edgecnn.normalization import Normalization
 from edgecnn.spec import ModelSpec
 from edgecnn.tools.machine import sha256
 from edgecnn.tools.report_files import to_json
@@ -36,6 +36,7 @@ PRECISIONS = {
     "int8-static": "int8-static",
 }
 NOISE_IMAGES = 64
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,34 @@ def _derive(
     return quantize.quantize_static(fp32, calib[0], settings), record
 
 
+@dataclass
+class _Verified:
+    """The verification of one export: parity vs Keras (and vs fp32), the sessions used."""
+
+    where: str
+    parity: dict[str, Any]
+    fp32_parity: dict[str, Any]
+    session: Any
+    fp32_session: Any
+    fp32_bytes: bytes
+
+    def record(self, precision: str) -> dict[str, Any]:
+        """The ``verification`` object of the metadata."""
+        parity = self.parity
+        record = {
+            "source": self.where,
+            "images": parity["images"],
+            "labelled": parity["labelled"],
+            "top1_agreement": round(parity["top1_agreement"], 6),
+            "max_abs_diff": float(f"{parity['max_abs_diff']:.3g}"),
+            "accuracy_keras": parity["accuracy_reference"],
+            "accuracy": parity["accuracy"],
+        }
+        if precision != "fp32":
+            record["fp32_top1_agreement"] = round(self.fp32_parity["top1_agreement"], 6)
+        return record
+
+
 def export_model(
     model: str | Path,
     output: str | Path,
@@ -223,13 +252,7 @@ def export_model(
     options.normalization.check_channels(source.input.channels)
     warnings: list[str] = []
 
-    say(f"loading {source.model_path}")
-    kmodel = keras_model.load_keras(source.model_path, unsafe=options.unsafe)
-    keras_model.check_model(kmodel, source.input, len(source.labels))
-    output_kind = source.output
-    if output_kind == "auto":
-        output_kind = keras_model.detect_output(kmodel, source.input, options.normalization)
-
+    kmodel, output_kind = _load_keras(source, options, say)
     say(f"converting to ONNX (opset {options.opset}, output: {output_kind})")
     fp32 = convert.to_onnx(
         kmodel,
@@ -241,7 +264,45 @@ def export_model(
     graph, quant_record = _derive(precision, fp32, source, options, warnings)
     if precision != "fp32":
         say(f"{precision}: graph ready")
+    verified = _verify(
+        kmodel, fp32, graph, precision, output_kind, source, options, warnings, quant_record, say
+    )
+    spec = _model_spec(source, precision, quant_record, verified.record(precision))
+    spec = replace(spec, extra={"export": _export_record(source, options, output_kind)})
+    artifact.set_metadata(graph, spec)
+    data = artifact.serialize_checked(graph)
+    artifact.write_atomic(out, data)
+    say(f"wrote {out} ({len(data) / 1e6:.2f} MB)")
+    report = _report(out, data, precision, source, spec, verified, quant_record, warnings)
+    _measure(report, verified, precision, source, options, say)
+    report_path = _write_report(out, report) if options.report else None
+    return ExportResult(path=out, spec=spec, report=report, report_path=report_path)
 
+
+def _load_keras(source: ModelSource, options: ExportOptions, say: Log) -> tuple[Any, str]:
+    """The Keras model, checked against the labels and input, and what its output is."""
+    say(f"loading {source.model_path}")
+    kmodel = keras_model.load_keras(source.model_path, unsafe=options.unsafe)
+    keras_model.check_model(kmodel, source.input, len(source.labels))
+    output_kind = source.output
+    if output_kind == "auto":
+        output_kind = keras_model.detect_output(kmodel, source.input, options.normalization)
+    return kmodel, output_kind
+
+
+def _verify(
+    kmodel: Any,
+    fp32: Any,
+    graph: Any,
+    precision: str,
+    output_kind: str,
+    source: ModelSource,
+    options: ExportOptions,
+    warnings: list[str],
+    quant_record: dict[str, Any] | None,
+    say: Log,
+) -> _Verified:
+    """fp32 against Keras (always), a derived graph against both; the gates refuse failures."""
     images_, truth, where = _verification_set(source, options, warnings)
     say(f"verifying on {len(images_)} images ({where})")
     reference = keras_model.keras_probabilities(kmodel, images_, options.normalization, output_kind)
@@ -250,36 +311,28 @@ def export_model(
     fp32_probs = verify.onnx_probabilities(fp32_sess, images_)
     fp32_parity = verify.compare(reference, fp32_probs, truth, source.labels)
     verify.check_fp32(fp32_parity)
-    parity = fp32_parity
-    if precision != "fp32":
-        sess = verify.session(graph.SerializeToString())
-        probs = verify.onnx_probabilities(sess, images_)
-        parity = verify.compare(reference, probs, truth, source.labels)
-        versus_fp32 = verify.compare(fp32_probs, probs, truth, source.labels)
-        warning = verify.check_quantized(
-            parity, precision, options.max_accuracy_drop, options.force
-        )
-        if warning:
-            warnings.append(warning)
-        if quant_record is not None:
-            quant_record["top1_agreement_vs_fp32"] = round(versus_fp32["top1_agreement"], 6)
-    else:
-        sess = fp32_sess
+    if precision == "fp32":
+        return _Verified(where, fp32_parity, fp32_parity, fp32_sess, fp32_sess, fp32_bytes)
+    sess = verify.session(graph.SerializeToString())
+    probs = verify.onnx_probabilities(sess, images_)
+    parity = verify.compare(reference, probs, truth, source.labels)
+    versus_fp32 = verify.compare(fp32_probs, probs, truth, source.labels)
+    warning = verify.check_quantized(parity, precision, options.max_accuracy_drop, options.force)
+    if warning:
+        warnings.append(warning)
+    if quant_record is not None:
+        quant_record["top1_agreement_vs_fp32"] = round(versus_fp32["top1_agreement"], 6)
+    return _Verified(where, parity, fp32_parity, sess, fp32_sess, fp32_bytes)
 
-    verification = {
-        "source": where,
-        "images": parity["images"],
-        "labelled": parity["labelled"],
-        "top1_agreement": round(parity["top1_agreement"], 6),
-        "max_abs_diff": float(f"{parity['max_abs_diff']:.3g}"),
-        "accuracy_keras": parity["accuracy_reference"],
-        "accuracy": parity["accuracy"],
-    }
-    if precision != "fp32":
-        verification["fp32_top1_agreement"] = round(fp32_parity["top1_agreement"], 6)
-    tf2onnx = _deps.tf2onnx()
-    keras = _deps.keras()
-    spec = ModelSpec(
+
+def _model_spec(
+    source: ModelSource,
+    precision: str,
+    quant_record: dict[str, Any] | None,
+    verification: dict[str, Any],
+) -> ModelSpec:
+    """The metadata the exported file carries (the artifact contract)."""
+    return ModelSpec(
         labels=source.labels,
         input=source.input,
         precision=precision,
@@ -289,48 +342,74 @@ def export_model(
         training=dict(source.training),
         quantization=quant_record,
         verification=verification,
-        extra={
-            "export": {
-                "opset": options.opset,
-                "source_model": source.model_path.name,
-                "source_sha256": sha256(source.model_path),
-                "keras_output": output_kind,
-                "softmax_appended": output_kind == "logits",
-                "normalization": options.normalization.to_dict(),
-                "tf2onnx": tf2onnx.__version__,
-                "keras": keras.__version__,
-            }
-        },
     )
-    artifact.set_metadata(graph, spec)
-    data = artifact.serialize_checked(graph)
-    artifact.write_atomic(out, data)
-    say(f"wrote {out} ({len(data) / 1e6:.2f} MB)")
 
-    report: dict[str, Any] = {
+
+def _export_record(source: ModelSource, options: ExportOptions, output_kind: str) -> dict:
+    """How the file was made: opset, source file and hash, output handling, tool versions."""
+    return {
+        "opset": options.opset,
+        "source_model": source.model_path.name,
+        "source_sha256": sha256(source.model_path),
+        "keras_output": output_kind,
+        "softmax_appended": output_kind == "logits",
+        "normalization": options.normalization.to_dict(),
+        "tf2onnx": _deps.tf2onnx().__version__,
+        "keras": _deps.keras().__version__,
+    }
+
+
+def _report(
+    out: Path,
+    data: bytes,
+    precision: str,
+    source: ModelSource,
+    spec: ModelSpec,
+    verified: _Verified,
+    quant_record: dict[str, Any] | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The export report (``OUT.report.json`` and the terminal table)."""
+    return {
         "output": str(out),
         "precision": precision,
         "size_bytes": len(data),
-        "opset": options.opset,
+        "opset": spec.extra["export"]["opset"],
         "labels": list(source.labels),
         "input": spec.to_dict()["input"],
-        "verification": {**verification, **{k: parity[k] for k in ("row_sum_error",)}},
-        "fp32_parity": fp32_parity if precision != "fp32" else None,
+        "verification": {
+            **(spec.verification or {}),
+            "row_sum_error": verified.parity["row_sum_error"],
+        },
+        "fp32_parity": verified.fp32_parity if precision != "fp32" else None,
         "quantization": quant_record,
         "warnings": warnings,
     }
-    if options.latency:
-        say("measuring latency")
-        report["latency"] = measure_latency(sess, source.input)
-        if precision != "fp32":
-            report["fp32_latency"] = measure_latency(fp32_sess, source.input)
-            report["fp32_size_bytes"] = len(fp32_bytes)
-    else:
+
+
+def _measure(
+    report: dict[str, Any],
+    verified: _Verified,
+    precision: str,
+    source: ModelSource,
+    options: ExportOptions,
+    say: Log,
+) -> None:
+    """Latency of the written graph (and of fp32 beside it) into the report, if asked."""
+    if not options.latency:
         report["latency"] = None
-    report_path = None
-    if options.report:
-        report_path = out.with_name(out.name + ".report.json")
-        if out.suffix == ".onnx":
-            report_path = out.with_suffix(".report.json")
-        artifact.write_atomic(report_path, to_json(report).encode())
-    return ExportResult(path=out, spec=spec, report=report, report_path=report_path)
+        return
+    say("measuring latency")
+    report["latency"] = measure_latency(verified.session, source.input)
+    if precision != "fp32":
+        report["fp32_latency"] = measure_latency(verified.fp32_session, source.input)
+        report["fp32_size_bytes"] = len(verified.fp32_bytes)
+
+
+def _write_report(out: Path, report: dict[str, Any]) -> Path:
+    """``OUT.report.json`` beside the model (``model.onnx`` -> ``model.report.json``)."""
+    report_path = out.with_name(out.name + ".report.json")
+    if out.suffix == ".onnx":
+        report_path = out.with_suffix(".report.json")
+    artifact.write_atomic(report_path, to_json(report).encode())
+    return report_path

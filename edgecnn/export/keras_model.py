@@ -16,7 +16,8 @@ import numpy as np
 
 from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export.normalization import Normalization
+from edgecnn.normalization import Normalization
+from edgecnn.runtime.prediction import softmax
 from edgecnn.spec import InputSpec
 from edgecnn.user_files import UnusableFile, open_regular
 
@@ -151,13 +152,6 @@ def detect_output(model: Any, spec: InputSpec, normalization: Normalization) -> 
     rows_ok = np.all(out >= -1e-6) and np.all(out <= 1 + 1e-6)
     sums_ok = np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
     return "probabilities" if rows_ok and sums_ok else "logits"
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (numerically stable)."""
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def keras_probabilities(

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import ImageError, ModelError, SourceError
+from edgecnn.normalization import Normalization
 from edgecnn.preprocess import ImageInput, decode, prepare
 from edgecnn.runtime.batch_pipeline import Pipeline, load_one
 from edgecnn.runtime.engines.base import Engine, EngineOptions
 from edgecnn.runtime.engines.registry import Choice, open_engine
-from edgecnn.runtime.prediction import Prediction
+from edgecnn.runtime.prediction import Prediction, softmax
 from edgecnn.runtime.providers import CudaStatus, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
 from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
@@ -72,6 +73,12 @@ class Foreign:
     mean: Sequence[float] = (0.0,)
     std: Sequence[float] = (1.0,)
     logits: bool = False
+
+    def normalization(self) -> Normalization:
+        """The pixel normalization (the same type ``eval`` and ``export`` use)."""
+        return Normalization(
+            1.0 if self.scale is None else float(self.scale), tuple(self.mean), tuple(self.std)
+        )
 
 
 class Classifier:
@@ -302,18 +309,14 @@ class Classifier:
         out = self.engine.run(feed)
         out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
         if self._foreign is not None and self._foreign.logits:
-            out = np.exp(out - out.max(axis=1, keepdims=True))
-            out /= out.sum(axis=1, keepdims=True)
+            out = softmax(out)
         return out
 
     def _adapt(self, batch: np.ndarray) -> np.ndarray:
         foreign = self._foreign
         data: np.ndarray = batch
         if self._input.type in _FLOAT_TYPES:
-            mean = np.asarray(foreign.mean, np.float32)
-            std = np.asarray(foreign.std, np.float32)
-            data = (batch.astype(np.float32) * np.float32(foreign.scale) - mean) / std
-            data = data.astype(_FLOAT_TYPES[self._input.type])
+            data = foreign.normalization().apply(batch).astype(_FLOAT_TYPES[self._input.type])
         if self._nchw:
             data = np.ascontiguousarray(data.transpose(0, 3, 1, 2))
         return data

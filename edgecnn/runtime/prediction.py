@@ -5,8 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 #: Stage names of :attr:`Prediction.timings`, in pipeline order (milliseconds).
 STAGES = ("decode", "preprocess", "inference", "postprocess")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Rows of logits -> rows of probabilities (stable: the row maximum is removed first; float
+    input keeps its precision)."""
+    x = np.asarray(logits)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def _eval_keras(
 ) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.export import keras_model
     from edgecnn.export.model_source import InputOverrides, resolve_source
-    from edgecnn.export.normalization import Normalization
+    from edgecnn.normalization import Normalization
 
     source = resolve_source(model, options.get("overrides") or InputOverrides())
     normalization = options.get("normalization") or Normalization()

@@ -1,19 +1,22 @@
-"""The normalization baked into the exported graph: ``x = (uint8 * scale - mean) / std``.
+"""Pixel normalization of models from elsewhere: ``x = (uint8 * scale - mean) / std``.
 
-Models trained by ``edgecnn train`` take 0..255 floats (their Rescaling layer is inside the
-model), so the default is the identity. A model trained elsewhere on 0..1 input needs
-``--scale 1/255``; ImageNet-style models add ``--mean`` / ``--std`` (per channel or one value).
+One type and one parser for ``classify`` / ``live`` / ``bench`` (a foreign float-input ONNX
+model: the runtime applies it), ``eval`` and ``export`` (baked into the exported graph). Models
+trained by ``edgecnn train`` take 0..255 floats (their Rescaling layer is inside the model), so
+the default is the identity. A model trained on 0..1 input needs ``scale`` ``1/255``;
+ImageNet-style models add ``mean`` / ``std`` (one value or one per channel); ``1/127.5`` with
+mean 1 gives -1..1.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import ExportError
+from edgecnn.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,9 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.scale) or self.scale == 0:
-            raise ExportError(f"`scale` {self.scale} must be a finite, non-zero number")
+            raise ModelError(f"`scale` {self.scale} must be a finite, non-zero number")
         if any(s == 0 or not np.isfinite(s) for s in self.std):
-            raise ExportError("`std` values must be finite and non-zero")
+            raise ModelError("`std` values must be finite and non-zero")
 
     @property
     def is_identity(self) -> bool:
@@ -39,8 +42,8 @@ class Normalization:
         """Refuse per-channel mean/std whose length is neither 1 nor the channel count."""
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) not in (1, channels):
-                raise ExportError(
-                    f"--{name} has {len(values)} values; give 1 or {channels} (one per channel)"
+                raise ModelError(
+                    f"`{name}` has {len(values)} values; give 1 or {channels} (one per channel)"
                 )
 
     def apply(self, images: np.ndarray) -> np.ndarray:
@@ -58,11 +61,18 @@ class Normalization:
 
 
 def parse_number(text: str) -> float:
-    """A float or a fraction such as ``1/255``."""
+    """A finite number, or a quotient such as ``1/255`` or ``1/127.5``."""
     try:
-        return float(Fraction(text.strip())) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise ExportError(f"{text!r} is not a number (examples: 0.5, 1/255)") from exc
+        if "/" in text:
+            numerator, denominator = text.split("/", 1)
+            value = float(numerator) / float(denominator)
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ModelError(f"{text.strip()!r} is not a number (examples: 0.5, 1/255, 1/127.5)")
+    return value
 
 
 def parse_values(text: str | None, default: float) -> tuple[float, ...]:
@@ -75,7 +85,7 @@ def parse_values(text: str | None, default: float) -> tuple[float, ...]:
 def parse_normalization(
     scale: str | None = None, mean: str | None = None, std: str | None = None
 ) -> Normalization:
-    """Build from the CLI strings; missing parts are the identity."""
+    """Build from text (``"1/255"``, ``"0.485,0.456,0.406"``); missing parts are the identity."""
     return Normalization(
         scale=parse_number(scale) if scale else 1.0,
         mean=parse_values(mean, 0.0),
