@@ -97,6 +97,7 @@ def cpu_ms(report: dict[str, Any]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    env = environment()  # the load average before anything of ours runs
     images = payloads(None, count=64)  # generated 640x480 JPEGs of the shapes set
     proc, url = start_server(args.server_args)
     try:
@@ -108,24 +109,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             concurrent = phase(
                 url, images, args.clients, args.concurrent, args.phase_seconds, proc.pid
             )
-            rounds.append({"sequential": sequential, "concurrent": concurrent})
+            rounds.append(
+                {"sequential": sequential, "concurrent": concurrent, "rss_mb": rss_mb(proc.pid)}
+            )
             print(
                 f"round {number + 1}: 1 client {sequential['images_per_second']:.0f} images/s, "
                 f"{args.clients} clients {concurrent['images_per_second']:.0f} images/s "
                 f"(mean batch {concurrent['mean_batch']:.1f}; server CPU per request "
                 f"{cpu_ms(sequential):.2f} / {cpu_ms(concurrent):.2f} ms; others used "
-                f"{concurrent['others_cpu_share']:.0%} of the CPU; RSS {rss_mb(proc.pid):.0f} MB)",
+                f"{concurrent['others_cpu_share']:.0%} of the CPU; "
+                f"RSS {rounds[-1]['rss_mb']:.0f} MB)",
                 file=sys.stderr,
             )
         rss_after = rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=120)
-    return summarize(args, rounds, rss_before, rss_after, len(images[0]))
+    env["load_average_at_end"] = list(os.getloadavg())
+    return summarize(args, env, rounds, rss_before, rss_after, len(images[0]))
 
 
 def summarize(
-    args: argparse.Namespace, rounds: list[dict], rss_before: float, rss_after: float, size: int
+    args: argparse.Namespace,
+    env: dict[str, Any],
+    rounds: list[dict],
+    rss_before: float,
+    rss_after: float,
+    size: int,
 ) -> dict[str, Any]:
     def median(kind: str, key: str, sub: str | None = None) -> float:
         values = [r[kind][key][sub] if sub else r[kind][key] for r in rounds]
@@ -139,7 +149,7 @@ def summarize(
     seq = median("sequential", "images_per_second")
     conc = median("concurrent", "images_per_second")
     return {
-        "environment": environment(),
+        "environment": env,
         "settings": {
             "clients": args.clients,
             "rounds": args.rounds,
@@ -167,6 +177,7 @@ def summarize(
 def markdown(s: dict[str, Any]) -> str:
     env = s["environment"]
     lat = s["latency_ms"]
+    per_round = ", ".join(f"{r['rss_mb']:.0f}" for r in s["rounds"])
     return "\n".join(
         [
             f"| measure | 1 sequential client | {s['settings']['clients']} concurrent clients |",
@@ -180,10 +191,11 @@ def markdown(s: dict[str, Any]) -> str:
             "",
             f"{s['requests']:,} requests ({s['settings']['image']}): statuses "
             f"{s['status_counts']}, **{s['non_503_errors']} errors other than 503**. Server RSS "
-            f"{s['rss_mb']['before']:.0f} MB after warm-up, {s['rss_mb']['after']:.0f} MB after "
-            f"all requests. Medians of {s['settings']['rounds']} interleaved rounds; "
+            f"{s['rss_mb']['before']:.0f} MB after warm-up, then after each round "
+            f"{per_round} MB. Medians of {s['settings']['rounds']} interleaved rounds; "
             f"{env['cpu']['model']}, {env['cpu']['cores']} cores, load average "
-            f"{env['load_average'][0]:.1f} at the start; other processes used "
+            f"{env['load_average'][0]:.1f} at the start, {env['load_average_at_end'][0]:.1f} at "
+            f"the end; other processes used "
             f"{s['others_cpu_share']:.0%} of the CPU during the concurrent phases.",
             "",
         ]
