@@ -1,4 +1,4 @@
-"""Lazy imports of the heavy workstation stack (TensorFlow, Keras, tf2onnx, onnx).
+"""Lazy imports of heavy optional stacks (TensorFlow, Keras, tf2onnx, onnx; Ray Data).
 
 The one place these are imported, for training, export, ``eval`` of Keras models and
 ``bench --keras``: importing any edgecnn module stays cheap, and a missing package becomes a
@@ -14,11 +14,11 @@ from types import ModuleType
 from edgecnn.errors import MissingDependencyError
 
 
-def _require(module: str, package: str) -> ModuleType:
+def _require(module: str, package: str, extra: str = "train") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(package, "train") from exc
+        raise MissingDependencyError(package, extra) from exc
 
 
 def tensorflow() -> ModuleType:
@@ -43,3 +43,9 @@ def tf2onnx() -> ModuleType:
 def onnx() -> ModuleType:
     """``onnx`` (graph editing, checker)."""
     return _require("onnx", "onnx")
+
+
+def ray_data() -> ModuleType:
+    """``ray.data`` (with pyarrow) for classifying on a Ray cluster: the ``ray`` extra."""
+    _require("pyarrow", "pyarrow", "ray")
+    return _require("ray.data", "ray[data]", "ray")

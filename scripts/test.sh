@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[train,openvino,serve,dev]'
+.venv/bin/python -m pip install -q -e '.[train,openvino,serve,ray,dev]'
 
 # Debian packages for the live tests: chromium (browser preview), Xvfb + xdotool (window).
 missing=()

@@ -61,7 +61,7 @@ def test_import_edgecnn_does_not_import_tensorflow():
     ],
     ids=["classify", "live", "info", "doctor", "help"],
 )
-def test_edge_commands_do_not_import_tensorflow(verb, color_model_path, color_folder):
+def test_edge_commands_do_not_import_tensorflow_or_ray(verb, color_model_path, color_folder):
     args = [a.format(folder=color_folder, model=color_model_path) for a in verb]
     code = (
         "import sys\n"
@@ -69,7 +69,8 @@ def test_edge_commands_do_not_import_tensorflow(verb, color_model_path, color_fo
         "from edgecnn.cli import cli\n"
         f"r = CliRunner().invoke(cli, {args!r})\n"
         "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
+        "heavy = ('tensorflow', 'keras', 'ray', 'pyarrow')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     result = python(code)
     assert result.returncode == 0, result.stderr + result.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,41 +38,53 @@ def scan(sources: Iterable[str | Path], recursive: bool = False) -> Scan:
     """Expand files, folders and glob patterns into items, in argument order then sorted."""
     result = Scan()
     for raw in sources:
-        name = os.fsdecode(raw)
-        if os.path.isdir(name):
-            _walk(name, recursive, result, visited=set())
-        elif os.path.lexists(name):
-            result.items.append(Item(name, path=name))
-        elif _GLOB_CHARS & set(name):
-            matches = sorted(glob.glob(name, recursive=recursive))
-            if not matches:
-                result.items.append(Item(name, error="pattern matched no files"))
-            for match in matches:
-                if os.path.isdir(match):
-                    _walk(match, recursive, result, visited=set())
-                else:
-                    result.items.append(Item(match, path=match))
-        else:
-            result.items.append(Item(name, error="no such file or directory"))
+        result.items.extend(iter_source(raw, recursive, result.notes))
     return result
 
 
-def _walk(folder: str, recursive: bool, result: Scan, visited: set[tuple[int, int]]) -> None:
+def iter_source(raw: str | Path, recursive: bool, notes: list[str]) -> Iterator[Item]:
+    """The items of one argument, lazily (one folder's listing at a time), appending notes.
+
+    :func:`scan` collects these into a list; a distributed run (``edgecnn.scale``) streams them
+    so that millions of paths never sit in one list.
+    """
+    name = os.fsdecode(raw)
+    if os.path.isdir(name):
+        yield from _walk(name, recursive, notes, visited=set())
+    elif os.path.lexists(name):
+        yield Item(name, path=name)
+    elif _GLOB_CHARS & set(name):
+        matched = False
+        for match in sorted(glob.glob(name, recursive=recursive)):
+            matched = True
+            if os.path.isdir(match):
+                yield from _walk(match, recursive, notes, visited=set())
+            else:
+                yield Item(match, path=match)
+        if not matched:
+            yield Item(name, error="pattern matched no files")
+    else:
+        yield Item(name, error="no such file or directory")
+
+
+def _walk(
+    folder: str, recursive: bool, notes: list[str], visited: set[tuple[int, int]]
+) -> Iterator[Item]:
     try:
         st = os.stat(folder)
     except OSError as exc:
-        result.items.append(Item(folder, error=f"cannot open folder: {exc.strerror or exc}"))
+        yield Item(folder, error=f"cannot open folder: {exc.strerror or exc}")
         return
     key = (st.st_dev, st.st_ino)
     if key in visited:
-        result.notes.append(f"{folder}: symbolic-link loop, not followed again")
+        notes.append(f"{folder}: symbolic-link loop, not followed again")
         return
     visited.add(key)
     try:
         with os.scandir(folder) as entries:
             listed = sorted(entries, key=lambda e: e.name)
     except OSError as exc:
-        result.items.append(Item(folder, error=f"cannot list folder: {exc.strerror or exc}"))
+        yield Item(folder, error=f"cannot list folder: {exc.strerror or exc}")
         return
     files = 0
     subfolders = []
@@ -88,11 +100,11 @@ def _walk(folder: str, recursive: bool, result: Scan, visited: set[tuple[int, in
             subfolders.append(path)
         else:
             files += 1
-            result.items.append(Item(path, path=path))
+            yield Item(path, path=path)
     if recursive:
         for sub in subfolders:
-            _walk(sub, recursive, result, visited)
+            yield from _walk(sub, recursive, notes, visited)
     elif subfolders:
-        result.notes.append(f"{folder}: {len(subfolders)} sub-folder(s) not read (use `recursive`)")
+        notes.append(f"{folder}: {len(subfolders)} sub-folder(s) not read (use `recursive`)")
     if not files and not subfolders:
-        result.notes.append(f"{folder}: empty folder")
+        notes.append(f"{folder}: empty folder")

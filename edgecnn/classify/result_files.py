@@ -104,12 +104,23 @@ def _drop_partial_last_line(path: str) -> None:
 
 
 class ResultWriter:
-    """Writes one row per prediction to a CSV or JSON-lines file (or stdout), flushing each."""
+    """Writes one row per prediction to a CSV or JSON-lines file (or stdout), flushing each.
 
-    def __init__(self, path: str, fmt: str, top_k: int, append: bool = False) -> None:
+    ``extra``: columns after :func:`columns` (a distributed run adds ``model_sha256``, ``node``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        top_k: int,
+        append: bool = False,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         if fmt not in FORMATS:
             raise EdgecnnError(f"unknown output format {fmt!r}; use csv or jsonl")
         self.path, self.fmt, self.top_k = path, fmt, top_k
+        self.columns = [*columns(top_k), *extra]
         self._stdout = path == "-"
         if self._stdout:
             self._fh: IO[str] = io.TextIOWrapper(sys.stdout.buffer, newline="", **_ENCODING)
@@ -124,17 +135,22 @@ class ResultWriter:
         self._csv = csv.writer(self._fh) if fmt == "csv" else None
         fresh = self._stdout or not append or self._fh.tell() == 0
         if self._csv is not None and fresh:
-            self._csv.writerow(columns(top_k))
+            self._csv.writerow(self.columns)
             self._fh.flush()
 
     def write(self, prediction: Prediction) -> None:
         """Append one row and flush, so an interrupted run keeps everything written so far."""
-        row = record(prediction, self.top_k)
+        self.write_row(record(prediction, self.top_k))
+
+    def write_row(self, row: dict[str, Any], flush: bool = True) -> None:
+        """Append one row given as a dict keyed by :attr:`columns` (missing keys: empty)."""
         if self._csv is not None:
-            self._csv.writerow(["" if v is None else v for v in row.values()])
+            self._csv.writerow(["" if row.get(c) is None else row[c] for c in self.columns])
         else:
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._fh.flush()
+            values = {c: row.get(c) for c in self.columns}
+            self._fh.write(json.dumps(values, ensure_ascii=False) + "\n")
+        if flush:
+            self._fh.flush()
 
     def close(self) -> None:
         """Flush and close (stdout is detached, not closed)."""

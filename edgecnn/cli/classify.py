@@ -18,11 +18,13 @@ from edgecnn.classify.result_files import (
     format_for,
 )
 from edgecnn.cli.flags import as_flags
-from edgecnn.cli.options import with_classifier
+from edgecnn.cli.options import ModelChoice, model_options, pop_model_choice
 from edgecnn.runtime.batch_pipeline import Pipeline
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.prediction import STAGES
 from edgecnn.tools.latency_stats import Tally
+
+ENGINES = ("local", "ray")
 
 
 def _usage(options: dict[str, Any]) -> None:
@@ -33,7 +35,7 @@ def _usage(options: dict[str, Any]) -> None:
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@with_classifier(spinning=False, check=_usage)  # decode workers share the cores
+@model_options
 @click.option(
     "--batch-size",
     "-b",
@@ -63,7 +65,77 @@ def _usage(options: dict[str, Any]) -> None:
     "--workers", type=click.IntRange(min=1), help="Decoding threads (default: one per core)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="local: this machine. ray: a Ray cluster, rows to -o OUT (pip install 'edgecnn[ray]').",
+)
+@click.option(
+    "--address",
+    help="Ray: the cluster to join (auto: the one running here; ray://HOST:10001 through "
+    "Ray Client). Default: start Ray on this machine.",
+)
+@click.option(
+    "--actors",
+    help="Ray: inference actors, N or MIN:MAX (default 1: up to half the cluster's CPUs, "
+    "or one per GPU with a GPU provider).",
+)
 def classify(
+    sources: tuple[str, ...],
+    batch_size: int,
+    top_k: int,
+    output: str | None,
+    fmt: str | None,
+    resume: bool,
+    recursive: bool,
+    workers: int | None,
+    quiet: bool,
+    engine: str,
+    address: str | None,
+    actors: str | None,
+    **model_kwargs: Any,
+) -> None:
+    """Classify SOURCES: image files, folders (sorted; -r for sub-folders) and glob patterns.
+
+    Images are recognised by content. Every input gets a row: unreadable ones with status
+    `error` and the reason. Exit code 0 when the run completed, 1 when nothing could be
+    classified or the model is unusable, 2 for usage errors.
+
+    With --engine ray, SOURCES may also be URIs pyarrow reads (s3://, gs://, file://) and
+    OUT is a Parquet folder (or a .csv / .jsonl file for small runs).
+    """
+    choice = pop_model_choice(model_kwargs)
+    if engine == "ray":
+        from edgecnn.cli.classify_ray import RayRun, classify_on_ray
+
+        if workers is not None:
+            raise click.UsageError("--workers is for --engine local (Ray sizes its own tasks)")
+        if not output or output == "-":
+            raise click.UsageError("--engine ray writes its rows to -o OUT (a Parquet folder)")
+        run = RayRun(sources, output, fmt, resume, recursive, batch_size, top_k, quiet)
+        classify_on_ray(choice, run, address=address, actors=actors or "1:")
+        return
+    if address or actors:
+        raise click.UsageError("--address and --actors are for --engine ray")
+    _usage({"resume": resume, "output": output})
+    classify_locally(
+        _load(choice), sources, batch_size, top_k, output, fmt, resume, recursive, workers, quiet
+    )
+
+
+def _load(choice: ModelChoice) -> Classifier:
+    return Classifier.load(  # decode workers share the cores: no spinning
+        choice.model,
+        provider=choice.provider,
+        threads=choice.threads,
+        foreign=choice.foreign,
+        spinning=False,
+    )
+
+
+def classify_locally(
     classifier: Classifier,
     sources: tuple[str, ...],
     batch_size: int,
@@ -75,12 +147,7 @@ def classify(
     workers: int | None,
     quiet: bool,
 ) -> None:
-    """Classify SOURCES: image files, folders (sorted; -r for sub-folders) and glob patterns.
-
-    Images are recognised by content. Every input gets a row: unreadable ones with status
-    `error` and the reason. Exit code 0 when the run completed, 1 when nothing could be
-    classified or the model is unusable, 2 for usage errors.
-    """
+    """``--engine local``: decode in threads, infer here, rows to the terminal or a file."""
     top_k = min(top_k, classifier.spec.num_classes)
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     if classifier.provider_note:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -90,11 +91,18 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> Classifier:
-    """Build the Classifier from :func:`model_options` values (popped from ``kwargs``).
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model options of a command, before anything is loaded."""
 
-    ``spinning``: onnxruntime CPU threads busy-wait between runs (None: the engine default);
-    verbs that decode in worker threads pass False so the cores go to decoding."""
+    model: str | None
+    provider: str
+    threads: int | None
+    foreign: Foreign | None
+
+
+def pop_model_choice(kwargs: dict[str, Any]) -> ModelChoice:
+    """Take :func:`model_options` values out of ``kwargs`` (checked, not loaded)."""
     model = kwargs.pop("model")
     provider = kwargs.pop("provider")
     threads = kwargs.pop("threads")
@@ -120,8 +128,21 @@ def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> 
             std=norm.std,
             logits=values["logits"],
         )
+    return ModelChoice(model, provider, threads, foreign)
+
+
+def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> Classifier:
+    """Build the Classifier from :func:`model_options` values (popped from ``kwargs``).
+
+    ``spinning``: onnxruntime CPU threads busy-wait between runs (None: the engine default);
+    verbs that decode in worker threads pass False so the cores go to decoding."""
+    choice = pop_model_choice(kwargs)
     return Classifier.load(
-        model, provider=provider, threads=threads, foreign=foreign, spinning=spinning
+        choice.model,
+        provider=choice.provider,
+        threads=choice.threads,
+        foreign=choice.foreign,
+        spinning=spinning,
     )
 
 

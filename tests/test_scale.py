@@ -1,0 +1,269 @@
+"""``--engine ray`` / ``edgecnn.scale``: the same rows as local classify, computed by Ray.
+
+One local Ray instance (2 CPUs, small object store) serves the whole module; the two-node
+cluster test (``ray.cluster_utils.Cluster``, every node on 127.0.0.1) is slow-marked. Real
+onnxruntime sessions, real OpenCV decoding of real files, broken files included.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn import Classifier
+from edgecnn.classify.result_files import columns
+from edgecnn.cli import cli
+from edgecnn.errors import EdgecnnError
+from edgecnn.scale import ClassifyImages, classify_dataset, parse_actors
+from edgecnn.scale.inference_stage import EXTRA_COLUMNS
+from edgecnn.scale.result_output import check_output, output_kind
+from tests.conftest import write_color_image
+from tests.models import color_model, save
+
+ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+#: lets Ray workers import ``tests`` (the crashing actor below) and the working tree's edgecnn
+RUNTIME_ENV = {"env_vars": {"PYTHONPATH": ROOT}}
+
+
+def make_inputs(folder: Path, count: int = 12) -> Path:
+    """``count`` colour images in JPEG / PNG / BMP plus every kind of broken input."""
+    folder.mkdir(parents=True)
+    for i in range(count):
+        color = ("red", "green", "blue")[i % 3]
+        write_color_image(folder / f"{i:03d}_{color}.{('jpg', 'png', 'bmp')[i % 3]}", color)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not an image")
+    whole = (folder / "000_red.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (folder / "folder.png").mkdir()  # a directory named like an image: a note, as locally
+    (folder / ".hidden.jpg").write_bytes(whole)  # hidden files are not inputs
+    return folder
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("scale")
+    make_inputs(root / "images")
+    save(color_model(), root / "color.onnx")
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the module: 2 CPUs, an 80 MB object store."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        num_cpus=2,
+        object_store_memory=80 * 1024 * 1024,
+        include_dashboard=False,
+        runtime_env=RUNTIME_ENV,
+        logging_level="WARNING",
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+def local_rows(model: Path, sources: list[str], top_k: int = 1) -> dict[str, tuple]:
+    """What ``--engine local`` says per path: (status, label, error)."""
+    classifier = Classifier.load(model, provider="cpu")
+    return {
+        p.source: ("ok" if p.ok else "error", p.label, p.error)
+        for p in classifier.classify(sources, top_k=top_k)
+    }
+
+
+def by_path(rows: list[dict]) -> dict[str, tuple]:
+    paths = [row["path"] for row in rows]
+    assert len(paths) == len(set(paths)), "a path appears twice"
+    return {row["path"]: (row["status"], row["label"], row["error"]) for row in rows}
+
+
+# ------------------------------------------------------------------ no Ray needed
+
+
+def test_parse_actors():
+    assert parse_actors("3") == (3, 3)
+    assert parse_actors("1:8") == (1, 8)
+    assert parse_actors("2:") == (2, None)
+    for bad in ("0", "4:2", "x", "1:y"):
+        with pytest.raises(ValueError, match="actors"):
+            parse_actors(bad)
+
+
+def test_output_kind_and_checks(tmp_path: Path):
+    assert output_kind("out") == "parquet"
+    assert output_kind("s3://bucket/rows") == "parquet"
+    assert output_kind("rows.csv") == "csv"
+    assert output_kind("rows.jsonl") == "jsonl"
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "part.parquet").write_bytes(b"x")
+    with pytest.raises(EdgecnnError, match="holds results already; add to them with --resume"):
+        check_output(str(tmp_path / "full"), "parquet", resume=False)
+    with pytest.raises(EdgecnnError, match="needs a Parquet folder"):
+        check_output(str(tmp_path / "rows.csv"), "csv", resume=True)
+    with pytest.raises(EdgecnnError, match="does not exist"):
+        check_output(str(tmp_path / "no" / "out"), "parquet", resume=False)
+
+
+# ------------------------------------------------------------------ local Ray instance
+
+
+def test_rows_match_local_classify(local_ray, workspace: Path, monkeypatch):
+    monkeypatch.chdir(workspace)  # relative sources are reported relative, as locally
+    sources = ["images", "missing.jpg", "nothing-*.png"]
+    dataset = classify_dataset(sources, "color.onnx", top_k=2, batch_size=4, prepare_batch=4)
+    rows = dataset.take_all()
+    expected = local_rows(workspace / "color.onnx", sources)
+    assert by_path(rows) == expected  # one row per input; same statuses, labels, errors
+    assert sum(status == "error" for status, _, _ in expected.values()) == 5
+    assert expected["images/truncated.jpg"][2].startswith("truncated JPEG")
+    digest = hashlib.sha256((workspace / "color.onnx").read_bytes()).hexdigest()
+    assert {row["model_sha256"] for row in rows} == {digest}
+    assert all(row["node"] for row in rows)
+    ok = next(row for row in rows if row["status"] == "ok")
+    assert list(ok) == [*columns(2), *EXTRA_COLUMNS]
+    assert ok["inference_ms"] > 0 and ok["decode_ms"] > 0 and ok["score"] >= ok["score_2"]
+
+
+def test_file_uris_are_listed_and_read_through_pyarrow(local_ray, workspace: Path):
+    folder = (workspace / "images").as_uri()
+    model = str(workspace / "color.onnx")
+    rows = by_path(classify_dataset([folder, folder + "/nope.jpg"], model).take_all())
+    local = local_rows(workspace / "color.onnx", [str(workspace / "images")])
+    as_uris = {Path(path).as_uri(): value for path, value in local.items()}
+    assert {path: rows[path] for path in as_uris} == as_uris
+    assert rows[folder + "/000_red.jpg"][:2] == ("ok", "red")
+    assert rows[folder + "/nope.jpg"] == ("error", None, "no such file or directory")
+    assert len(rows) == len(as_uris) + 1
+    reds = by_path(classify_dataset([folder + "/*_red.jpg"], model).take_all())
+    assert sorted(reds) == [f"{folder}/{i:03d}_red.jpg" for i in (0, 3, 6, 9)]
+    assert {value for value in reds.values()} == {("ok", "red", None)}
+
+
+def test_inference_class_in_a_users_own_pipeline(local_ray, workspace: Path):
+    """ClassifyImages works on read_binary_files' rows (encoded bytes) with the model shipped
+    as bytes through the object store."""
+    images = sorted(str(p) for p in (workspace / "images").glob("0*"))
+    dataset = ray.data.read_binary_files(images, include_paths=True)
+    model = ray.put((workspace / "color.onnx").read_bytes())
+    rows = dataset.map_batches(
+        ClassifyImages,
+        fn_constructor_kwargs={"model": model, "top_k": 3},
+        batch_size=5,
+        compute=ray.data.ActorPoolStrategy(size=1),
+    ).take_all()
+    assert len(rows) == len(images)
+    for row in rows:
+        truth = Path(row["path"]).stem.split("_")[1]
+        assert (row["status"], row["label"]) == ("ok", truth)
+        assert row["label_3"] is not None
+
+
+def test_a_dead_actor_is_retried_without_losing_or_duplicating_rows(local_ray, workspace: Path):
+    marker = workspace / "crashed"
+
+    class CrashOnce(ClassifyImages):  # defined here: Ray ships it by value, marker included
+        def __call__(self, batch):
+            if not marker.exists():
+                marker.write_text("this actor's process dies now")
+                os._exit(1)
+            return super().__call__(batch)
+
+    sources = [str(workspace / "images")]
+    dataset = classify_dataset(
+        sources, str(workspace / "color.onnx"), batch_size=3, prepare_batch=4, inference=CrashOnce
+    )
+    rows = dataset.take_all()
+    assert marker.exists(), "the actor never crashed: the test proves nothing"
+    assert by_path(rows) == local_rows(workspace / "color.onnx", sources)
+
+
+def test_cli_parquet_resume_and_csv(local_ray, workspace: Path, tmp_path: Path):
+    images = workspace / "images"
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in ("000_red.jpg", "001_green.png", "text.jpg"):
+        shutil.copy(images / name, part / name)
+    out = tmp_path / "rows"
+    runner = CliRunner()
+    model = ["--model", str(workspace / "color.onnx")]
+    first = runner.invoke(cli, ["classify", str(part), "--engine", "ray", "-o", str(out), *model])
+    assert first.exit_code == 0, first.output
+    assert "2 ok, 1 failed" in first.output and "rows per node" in first.output
+    again = runner.invoke(cli, ["classify", str(part), "--engine", "ray", "-o", str(out), *model])
+    assert again.exit_code == 1 and "--resume" in again.output
+    (out / "cut-short.parquet").write_bytes(b"PAR1 interrupted")  # an interrupted write
+    args = ["classify", str(part), str(images), "--engine", "ray", "-o", str(out), "--resume"]
+    second = runner.invoke(cli, [*args, *model])
+    assert second.exit_code == 0, second.output
+    assert (out / "_partial-cut-short.parquet").exists()
+    rows = pq.read_table(out).to_pylist()
+    expected = local_rows(workspace / "color.onnx", [str(part), str(images)])
+    assert by_path(rows) == expected  # every input once, old rows kept, nothing twice
+
+    csv_out = tmp_path / "rows.csv"
+    args = ["classify", str(images), "--engine", "ray", "-o", str(csv_out), "-k", "2", *model]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with open(csv_out, newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == [*columns(2), *EXTRA_COLUMNS]
+        ray_rows = {
+            r["path"]: (r["status"], r["label"] or None, r["error"] or None) for r in reader
+        }
+    assert ray_rows == local_rows(workspace / "color.onnx", [str(images)])
+
+
+def test_cli_refuses_local_only_and_ray_only_flags(workspace: Path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["classify", str(workspace / "images"), "--actors", "2"])
+    assert result.exit_code == 2 and "--engine ray" in result.output
+    result = runner.invoke(cli, ["classify", str(workspace / "images"), "--engine", "ray"])
+    assert result.exit_code == 2 and "-o OUT" in result.output
+
+
+# ------------------------------------------------------------------ two-node cluster
+
+
+@pytest.mark.slow
+def test_two_node_cluster_rows_from_both_nodes(workspace: Path, tmp_path: Path, monkeypatch):
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    # Ray would publish this machine's network address; keep every connection on loopback.
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+    if ray.is_initialized():
+        ray.shutdown()  # the module's local instance (if any) is restarted by its fixture user
+    node = {"num_cpus": 2, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        cluster.add_node(**node)
+        ray.init(address=cluster.address, runtime_env=RUNTIME_ENV, logging_level="WARNING")
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+        assert len(ray.nodes()) == 2
+        sources = [str(workspace / "images"), str(workspace / "missing.jpg")]
+        dataset = classify_dataset(
+            sources, str(workspace / "color.onnx"), batch_size=2, prepare_batch=2, actors=(2, 2)
+        )
+        out = tmp_path / "rows"
+        dataset.write_parquet(str(out))
+        rows = pq.read_table(out).to_pylist()
+        assert by_path(rows) == local_rows(workspace / "color.onnx", sources)
+        assert len({row["node"] for row in rows}) == 2, "rows came from one node only"
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
