@@ -113,15 +113,18 @@ class ClassifyImages:
                 f"the model on node {_node()} has sha256 {digest[:12]}..., not the "
                 f"{model_sha256[:12]}... the run was started with (a stale copy?)"
             )
-        # Engines open files: write the bytes next to nothing else, open, and remove.
-        with tempfile.TemporaryDirectory(prefix="edgecnn-model-") as folder:
-            path = os.path.join(folder, "model.onnx")
+        path = os.fsdecode(model) if isinstance(model, (str, os.PathLike)) else ""
+        if not path or is_uri(path):
+            # Engines open files, some lazily (per batch size): a private copy for the actor's
+            # lifetime, removed with the actor.
+            self._folder = tempfile.TemporaryDirectory(prefix="edgecnn-model-")
+            path = os.path.join(self._folder.name, "model.onnx")
             with open(path, "wb") as fh:
                 fh.write(data)
-            del data
-            self.classifier = Classifier.load(
-                path, provider=provider, threads=threads or _actor_cpus(), foreign=foreign
-            )
+        del data
+        self.classifier = Classifier.load(
+            path, provider=provider, threads=threads or _actor_cpus(), foreign=foreign
+        )
         self.top_k = max(1, min(top_k, self.classifier.spec.num_classes))
         self.sha256 = digest
         self.node = _node()
