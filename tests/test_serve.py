@@ -113,6 +113,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--timeout", str(TIMEOUT_S),
         "--workers", "1",
         "--max-body-mb", "1",
+        "--max-buffer-mb", "1.5",
     )  # fmt: skip
     yield running
     assert running.stop() == 0, "".join(running.log)
@@ -298,20 +299,27 @@ def test_queue_full_is_503_with_retry_after(http, server, tmp_path):
 
 
 def test_slow_client_holds_no_worker_and_times_out(http, server):
-    # --workers 1: if the stalled upload held the decode worker, nothing else would be served
+    # --workers 1: if the stalled upload held the decode worker, nothing else would be served;
+    # its 900 kB count against --max-buffer-mb 1.5, so a 700 kB upload meanwhile gets 503
     with socket.create_connection((server.host, server.port)) as slow:
         slow.sendall(
             f"POST /v1/classify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
-            f"Content-Type: image/jpeg\r\nContent-Length: {len(GOOD)}\r\n\r\n".encode()
-            + GOOD[:100]
+            f"Content-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n".encode()
+            + b"x" * 900_000
         )
+        while metric(metrics(http), "edgecnn_body_bytes_buffered") < 900_000:
+            pass
         for _ in range(5):
             answer = http.post("/v1/classify", content=GOOD, headers={"Content-Type": "image/jpeg"})
             assert answer.status_code == 200
+        big = b"x" * 700_000
+        busy = http.post("/v1/classify", content=big, headers={"Content-Type": "image/jpeg"})
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1", busy.text
         reply = slow.makefile("rb").read()  # the server answers and closes after --timeout
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), reply[:200]
     assert json.loads(body)["kind"] == "timeout_reading_body"
+    assert metric(metrics(http), "edgecnn_body_bytes_buffered") == 0  # all given back
 
 
 # --------------------------------------------------------------------------- KServe v2

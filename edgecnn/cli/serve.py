@@ -64,6 +64,13 @@ def _read_api_key(path: str) -> str:
     help="Largest request body.",
 )
 @click.option(
+    "--max-buffer-mb",
+    type=click.FloatRange(min=0.001),
+    default=256.0,
+    show_default=True,
+    help="Request bodies held at once, all requests together; beyond it: 503.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=30.0,
@@ -89,6 +96,7 @@ def serve(
     workers: int | None,
     api_key_file: str | None,
     max_body_mb: float,
+    max_buffer_mb: float,
     timeout: float,
     log_level: str,
 ) -> None:
@@ -109,6 +117,12 @@ def serve(
     from edgecnn.serve.served_models import load_models
     from edgecnn.serve.server import bind, binds_all_interfaces, run
 
+    if max_buffer_mb < max_body_mb:
+        raise click.BadParameter(
+            f"{max_buffer_mb:g} is below --max-body-mb {max_body_mb:g}: a largest body would "
+            "never fit",
+            param_hint="--max-buffer-mb",
+        )
     api_key = _read_api_key(api_key_file) if api_key_file else None
     if binds_all_interfaces(host):
         note = "" if api_key else "; consider --api-key-file"
@@ -123,6 +137,7 @@ def serve(
         max_queue=max_queue,
         workers=workers,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_buffered_bytes=int(max_buffer_mb * 1024 * 1024),
         request_timeout_s=timeout,
         api_key=api_key,
     )

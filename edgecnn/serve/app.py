@@ -35,7 +35,7 @@ from edgecnn.serve.micro_batcher import MicroBatcher, QueueFull
 from edgecnn.serve.openapi import docs_page, openapi_spec
 from edgecnn.serve.request_gate import RequestGate, error_handlers
 from edgecnn.serve.served_models import LoadedModel
-from edgecnn.serve.uploads import Upload, image_uploads, parse_top_k, read_body
+from edgecnn.serve.uploads import BodyBudget, Upload, image_uploads, parse_top_k, read_body
 from edgecnn.tools.machine import available_cores
 
 log = logging.getLogger("edgecnn.serve")
@@ -57,6 +57,8 @@ class ServeSettings:
     max_queue: int = 256
     workers: int | None = None
     max_body_bytes: int = 16 * 1024 * 1024
+    #: request bodies held at once, all requests together (beyond: 503)
+    max_buffered_bytes: int = 256 * 1024 * 1024
     request_timeout_s: float = 30.0
     api_key: str | None = None
 
@@ -94,6 +96,8 @@ class _Service:
         self.default = models[0].name
         self.workers = settings.workers or available_cores()
         self.pool: ThreadPoolExecutor | None = None
+        self.bodies = BodyBudget(settings.max_buffered_bytes)
+        self.metrics.body_bytes.set_function(lambda: self.bodies.used)
         self.ready = False
         self._on_ready = on_ready
         self.spec = openapi_spec(list(self.models), auth=settings.api_key is not None)
@@ -139,7 +143,7 @@ class _Service:
             raise ServeError("queue_full", f"server busy: {exc}", {"Retry-After": "1"}) from None
 
     async def _body(self, request: Request) -> bytes:
-        body = await read_body(request, self.settings.max_body_bytes)
+        body = await read_body(request, self.settings.max_body_bytes, self.bodies)
         request.state.phase = "work"
         return body
 
@@ -290,9 +294,12 @@ _TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
 
 
 def _with_timeout(
-    handler: Callable[[Request], Awaitable[Response]], seconds: float
+    handler: Callable[[Request], Awaitable[Response]],
+    seconds: float,
+    finish: Callable[[Request], None] | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Bound a handler's time: 408 while the body is still arriving, 504 after."""
+    """Bound a handler's time: 408 while the body is still arriving, 504 after. ``finish``
+    runs when the request ends, however it ends (gives back its buffered body)."""
 
     async def guarded(request: Request) -> Response:
         request.state.phase = "body"
@@ -309,6 +316,9 @@ def _with_timeout(
                     {"Connection": "close"},  # the rest of the body is not wanted
                 ) from None
             raise ServeError("timeout", f"the request took more than {seconds:g} s") from None
+        finally:
+            if finish is not None:
+                finish(request)
 
     return guarded
 
@@ -323,7 +333,9 @@ def create_app(
     settings = settings or ServeSettings()
     service = _Service(models, settings, on_ready)
     timed = {
-        name: _with_timeout(getattr(service, name), settings.request_timeout_s)
+        name: _with_timeout(
+            getattr(service, name), settings.request_timeout_s, service.bodies.release
+        )
         for name in ("classify", "infer")
     }
     routes = [

@@ -99,6 +99,10 @@ class ServeMetrics:
             "edgecnn_images_in_flight", "Images admitted and not answered (the bounded queue).",
             ["model"], registry=r,
         )  # fmt: skip
+        self.body_bytes = Gauge(
+            "edgecnn_body_bytes_buffered", "Bytes of request bodies held now (all requests).",
+            registry=r,
+        )  # fmt: skip
         self._rates: dict[str, _Rate] = {}
 
     def add_model(self, name: str, load_seconds: float, in_flight: Callable[[], float]) -> None:

@@ -36,8 +36,38 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes (413) before or while reading it."""
+class BodyBudget:
+    """Bytes of request bodies the server holds at once (all requests together).
+
+    Without it, ``--max-body-mb`` x connections could be buffered at once. A request whose body
+    does not fit is answered 503 + Retry-After while it is still arriving; what a request took is
+    given back when it ends (:meth:`release`).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, request: Request, size: int) -> None:
+        """Account ``size`` more bytes to ``request``, or raise 503 when they do not fit."""
+        if self.used + size > self.limit:
+            raise ServeError(
+                "queue_full",
+                f"server busy: {self.used:,} bytes of uploads in flight, limit {self.limit:,}",
+                {"Retry-After": "1", "Connection": "close"},
+            )
+        self.used += size
+        request.state.buffered = getattr(request.state, "buffered", 0) + size
+
+    def release(self, request: Request) -> None:
+        """Give back what ``request`` took (idempotent)."""
+        self.used -= getattr(request.state, "buffered", 0)
+        request.state.buffered = 0
+
+
+async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes (413) before or while reading it,
+    and more than the server-wide ``budget`` holds (503)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -59,6 +89,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                     f"request body is over the {limit:,} byte limit",
                     {"Connection": "close"},
                 )
+            budget.take(request, len(chunk))
             chunks.append(chunk)
     except ClientDisconnect:
         raise ServeError("bad_request", "the client disconnected before sending the body") from None
