@@ -249,6 +249,30 @@ def test_foreign_model_with_flags_and_scale(tmp_path: Path, data: Path) -> None:
     assert np.abs(probabilities(tmp_path / "f.onnx", test_images) - reference).max() < 1e-4
 
 
+def test_dead_model_is_refused_and_forced_with_a_warning(tmp_path: Path, data: Path) -> None:
+    """Outputs that do not depend on the input pass every parity gate; the health check does not."""
+    from edgecnn.export import ExportOptions, export_model
+    from edgecnn.export.model_source import InputOverrides
+
+    model = km.build("probabilities")
+    last = model.layers[-1]
+    kernel = last.get_weights()[0]
+    last.set_weights([np.zeros_like(kernel), np.array([0.3, -0.1, 0.2], np.float32)])
+    model.save(tmp_path / "dead.keras")
+    (tmp_path / "labels.txt").write_text("\n".join(km.LABELS) + "\n")
+    overrides = InputOverrides(labels_file=str(tmp_path / "labels.txt"), input_size="32x32")
+    out = tmp_path / "dead.onnx"
+    options = ExportOptions(overrides=overrides, verify=data / "test", latency=False)
+    with pytest.raises(ExportError, match=r"looks dead.*do not depend on the input"):
+        export_model(tmp_path / "dead.keras", out, options)
+    assert leftovers(tmp_path) == []
+    forced = ExportOptions(overrides=overrides, verify=data / "test", latency=False, force=True)
+    result = export_model(tmp_path / "dead.keras", out, forced)
+    warnings = " ".join(result.report["warnings"])
+    assert out.exists() and "looks dead" in warnings and "--force" in warnings
+    assert "near chance" in warnings  # every image gets class 0: 33% on 3 balanced classes
+
+
 # --- bad input: clear errors, no .onnx left behind ----------------------------------------------
 
 

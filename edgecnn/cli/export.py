@@ -68,7 +68,12 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
     show_default=True,
     help="Refuse a quantized model losing more accuracy points than this vs Keras.",
 )
-@click.option("--force", is_flag=True, help="Write a quantized model that failed the gate.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write a model that failed the quantization gate or looks dead (outputs that do not "
+    "depend on the input), with a warning.",
+)
 @click.option(
     "--labels",
     "labels_file",

@@ -41,13 +41,18 @@ def set_metadata(proto: Any, spec: ModelSpec) -> None:
 
 
 def serialize_checked(proto: Any) -> bytes:
-    """Run ``onnx.checker`` (full check, with shape inference) and return the bytes to write."""
+    """Run ``onnx.checker`` (full check, with shape inference) and return the bytes to write.
+
+    The checker reads the serialized bytes that will be written (given a ModelProto it would
+    serialize its own copy first).
+    """
     onnx = _deps.onnx()
+    data = proto.SerializeToString()
     try:
-        onnx.checker.check_model(proto, full_check=True)
+        onnx.checker.check_model(data, full_check=True)
     except Exception as exc:
         raise ExportError(f"the exported graph fails onnx.checker: {exc}") from exc
-    return proto.SerializeToString()
+    return data
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

@@ -24,6 +24,7 @@ from edgecnn.export.export_report import format_table, measure_latency
 from edgecnn.export.model_source import InputOverrides, ModelSource, resolve_source
 from edgecnn.normalization import Normalization
 from edgecnn.spec import ModelSpec
+from edgecnn.tools import model_health
 from edgecnn.tools.machine import sha256
 from edgecnn.tools.report_files import to_json
 
@@ -214,7 +215,7 @@ class _Verified:
     fp32_parity: dict[str, Any]
     session: Any
     fp32_session: Any
-    fp32_bytes: bytes
+    fp32_size: int
 
     def record(self, precision: str) -> dict[str, Any]:
         """The ``verification`` object of the metadata."""
@@ -231,6 +232,48 @@ class _Verified:
         if precision != "fp32":
             record["fp32_top1_agreement"] = round(self.fp32_parity["top1_agreement"], 6)
         return record
+
+
+@dataclass
+class _Reference:
+    """The verification images and the Keras model's probabilities on them."""
+
+    images: np.ndarray
+    truth: list[str | None]
+    where: str
+    probabilities: np.ndarray
+
+
+def _keras_reference(
+    kmodel: Any,
+    source: ModelSource,
+    options: ExportOptions,
+    output_kind: str,
+    warnings: list[str],
+    say: Log,
+) -> _Reference:
+    """Keras on the verification images, before the slow conversion: a dead model (outputs
+    independent of the input) is refused unless ``force``; accuracy near chance is a warning."""
+    images_, truth, where = _verification_set(source, options, warnings)
+    say(f"running Keras on {len(images_)} verification images ({where})")
+    probs = keras_model.keras_probabilities(kmodel, images_, options.normalization, output_kind)
+    problem = model_health.output_problem(probs)
+    if problem and not options.force:
+        raise ExportError(
+            f"the model looks dead: {problem}. Nothing was written; check the weights "
+            "(an untrained or collapsed model), or pass --force to export it anyway"
+        )
+    if problem:
+        warnings.append(f"the model looks dead: {problem}; written anyway because of --force")
+    index = {label: i for i, label in enumerate(source.labels)}
+    known = [(row, index[t]) for row, t in enumerate(truth) if t is not None and t in index]
+    if known:
+        rows, targets = (np.array(v) for v in zip(*known, strict=True))
+        accuracy = float((probs[rows].argmax(axis=1) == targets).mean())
+        line = model_health.accuracy_problem(accuracy, targets, len(source.labels))
+        if line:
+            warnings.append(f"Keras {line}")
+    return _Reference(images_, truth, where, probs)
 
 
 def export_model(
@@ -253,6 +296,7 @@ def export_model(
     warnings: list[str] = []
 
     kmodel, output_kind = _load_keras(source, options, say)
+    reference = _keras_reference(kmodel, source, options, output_kind, warnings, say)
     say(f"converting to ONNX (opset {options.opset}, output: {output_kind})")
     fp32 = convert.to_onnx(
         kmodel,
@@ -261,11 +305,12 @@ def export_model(
         append_softmax=output_kind == "logits",
         opset=options.opset,
     )
+    del kmodel  # TensorFlow's copy of the weights is not needed any more
     graph, quant_record = _derive(precision, fp32, source, options, warnings)
     if precision != "fp32":
         say(f"{precision}: graph ready")
     verified = _verify(
-        kmodel, fp32, graph, precision, output_kind, source, options, warnings, quant_record, say
+        reference, fp32, graph, precision, source, options, warnings, quant_record, say
     )
     spec = _model_spec(source, precision, quant_record, verified.record(precision))
     spec = replace(spec, extra={"export": _export_record(source, options, output_kind)})
@@ -291,11 +336,10 @@ def _load_keras(source: ModelSource, options: ExportOptions, say: Log) -> tuple[
 
 
 def _verify(
-    kmodel: Any,
+    reference: _Reference,
     fp32: Any,
     graph: Any,
     precision: str,
-    output_kind: str,
     source: ModelSource,
     options: ExportOptions,
     warnings: list[str],
@@ -303,26 +347,27 @@ def _verify(
     say: Log,
 ) -> _Verified:
     """fp32 against Keras (always), a derived graph against both; the gates refuse failures."""
-    images_, truth, where = _verification_set(source, options, warnings)
+    images_, truth, where = reference.images, reference.truth, reference.where
     say(f"verifying on {len(images_)} images ({where})")
-    reference = keras_model.keras_probabilities(kmodel, images_, options.normalization, output_kind)
     fp32_bytes = fp32.SerializeToString()
+    fp32_size = len(fp32_bytes)
     fp32_sess = verify.session(fp32_bytes)
+    del fp32_bytes  # the session holds its own copy of the weights
     fp32_probs = verify.onnx_probabilities(fp32_sess, images_)
-    fp32_parity = verify.compare(reference, fp32_probs, truth, source.labels)
+    fp32_parity = verify.compare(reference.probabilities, fp32_probs, truth, source.labels)
     verify.check_fp32(fp32_parity)
     if precision == "fp32":
-        return _Verified(where, fp32_parity, fp32_parity, fp32_sess, fp32_sess, fp32_bytes)
+        return _Verified(where, fp32_parity, fp32_parity, fp32_sess, fp32_sess, fp32_size)
     sess = verify.session(graph.SerializeToString())
     probs = verify.onnx_probabilities(sess, images_)
-    parity = verify.compare(reference, probs, truth, source.labels)
+    parity = verify.compare(reference.probabilities, probs, truth, source.labels)
     versus_fp32 = verify.compare(fp32_probs, probs, truth, source.labels)
     warning = verify.check_quantized(parity, precision, options.max_accuracy_drop, options.force)
     if warning:
         warnings.append(warning)
     if quant_record is not None:
         quant_record["top1_agreement_vs_fp32"] = round(versus_fp32["top1_agreement"], 6)
-    return _Verified(where, parity, fp32_parity, sess, fp32_sess, fp32_bytes)
+    return _Verified(where, parity, fp32_parity, sess, fp32_sess, fp32_size)
 
 
 def _model_spec(
@@ -403,7 +448,7 @@ def _measure(
     report["latency"] = measure_latency(verified.session, source.input)
     if precision != "fp32":
         report["fp32_latency"] = measure_latency(verified.fp32_session, source.input)
-        report["fp32_size_bytes"] = len(verified.fp32_bytes)
+        report["fp32_size_bytes"] = verified.fp32_size
 
 
 def _write_report(out: Path, report: dict[str, Any]) -> Path:

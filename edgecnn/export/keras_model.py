@@ -159,9 +159,12 @@ def keras_probabilities(
     images: np.ndarray,
     normalization: Normalization,
     output: str,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Class probabilities of the Keras model on uint8 NHWC images (the verification reference)."""
+    from edgecnn.export.verify import batch_size_for
+
+    batch_size = batch_size or batch_size_for(*images.shape[1:3])
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = normalization.apply(images[start : start + batch_size])

@@ -94,26 +94,41 @@ def _softmax_nodes(path: Path) -> list[str]:
 
 
 def quantize_static(
-    proto: Any, calibration: np.ndarray, settings: QuantSettings, batch_size: int = 16
+    proto: Any, calibration: np.ndarray, settings: QuantSettings, batch_size: int | None = None
 ) -> Any:
-    """Static QDQ int8 model calibrated on uint8 NHWC images."""
+    """Static QDQ int8 model calibrated on uint8 NHWC images.
+
+    Ranges are merged batch by batch (onnxruntime's strided calibration, one batch per stride),
+    so only one batch of intermediate tensors is held at a time; onnxruntime's default keeps
+    every tensor of every calibration image (about 10 GB for 300 images at 256x256).
+    """
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat
     from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    from edgecnn.export.verify import batch_size_for
 
     if len(calibration) == 0:
         raise ExportError("no calibration images could be loaded")
     settings = settings.resolved()
     onnx = _deps.onnx()
+    size = batch_size or batch_size_for(*calibration.shape[1:3], pixels=2**19)
+    starts = list(range(0, len(calibration), size))
 
     class Reader(CalibrationDataReader):
+        """Batches of the calibration images; ``set_range`` selects batches (strided mode)."""
+
         def __init__(self) -> None:
-            self._batches: Iterator[np.ndarray] = (
-                calibration[i : i + batch_size] for i in range(0, len(calibration), batch_size)
-            )
+            self._todo: Iterator[int] = iter(starts)
+
+        def __len__(self) -> int:
+            return len(starts)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._todo = iter(starts[start_index:end_index])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self._batches, None)
-            return None if batch is None else {INPUT_NAME: batch}
+            i = next(self._todo, None)
+            return None if i is None else {INPUT_NAME: calibration[i : i + size]}
 
     method = {
         "minmax": CalibrationMethod.MinMax,
@@ -136,6 +151,7 @@ def quantize_static(
                 nodes_to_exclude=_softmax_nodes(pre),
                 calibrate_method=method,
                 calibration_providers=["CPUExecutionProvider"],
+                extra_options={"CalibStridedMinMax": 1},
             )
         except Exception as exc:
             raise ExportError(f"static int8 quantization failed: {exc}") from exc

@@ -17,6 +17,14 @@ import numpy as np
 from edgecnn.errors import ExportError, ModelError
 
 FP32_MIN_AGREEMENT = 0.999
+#: Input pixels per verification / calibration batch: 16 images at 256x256, 64 at 128x128 and
+#: below. Activations grow with the input size, and a fixed batch of 64 big images cost GBs.
+BATCH_PIXELS = 2**20
+
+
+def batch_size_for(height: int, width: int, pixels: int = BATCH_PIXELS) -> int:
+    """Images per batch so one batch holds about ``pixels`` input pixels (1..64)."""
+    return max(1, min(64, pixels // max(1, height * width)))
 
 
 def session(model_bytes: bytes, threads: int | None = None) -> Any:
@@ -30,8 +38,9 @@ def session(model_bytes: bytes, threads: int | None = None) -> Any:
         raise ExportError(f"onnxruntime cannot load the exported graph: {exc}") from exc
 
 
-def onnx_probabilities(sess: Any, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def onnx_probabilities(sess: Any, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """Run the ``image`` -> ``probabilities`` graph over uint8 NHWC images in batches."""
+    batch_size = batch_size or batch_size_for(*images.shape[1:3])
     chunks = [
         sess.run(["probabilities"], {"image": images[i : i + batch_size]})[0]
         for i in range(0, len(images), batch_size)
