@@ -6,7 +6,10 @@ and :func:`prepare`), so the pixels the model sees at the edge are the pixels it
 
 Steps: read bytes -> check the header (refuse absurd sizes before allocating) -> decode with
 OpenCV (at reduced size for big JPEGs, chosen only from header size and target size, so it is
-deterministic) -> colour order -> fit (crop / stretch / pad) -> resize -> uint8.
+deterministic) -> colour order -> fit (crop / stretch / pad / height) -> resize -> uint8.
+``pad`` letterboxes; ``height`` resizes to the model's height keeping the aspect ratio (text
+lines, strips) and stretches only an image too wide for the model. Both fill with
+``spec.pad_value`` and place the image at ``spec.anchor`` (left or centre).
 """
 
 from __future__ import annotations
@@ -185,6 +188,17 @@ def fit_box(height: int, width: int, spec: InputSpec) -> tuple[int, int, int, in
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
+def _place(resized: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """``resized`` on a canvas of the model's size filled with ``pad_value``: horizontally at
+    the anchor (left or centre), vertically centred."""
+    out = np.full((spec.height, spec.width, *resized.shape[2:]), spec.pad_value, np.uint8)
+    h, w = resized.shape[:2]
+    y = (spec.height - h) // 2
+    x = 0 if spec.anchor == "left" else (spec.width - w) // 2
+    out[y : y + h, x : x + w] = resized
+    return out
+
+
 def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Decoded BGR / gray image -> fitted, resized uint8 ``HxWxC`` in the spec's colour order."""
     interpolation = _INTERPOLATION[spec.interpolation]
@@ -195,14 +209,18 @@ def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
         out = cv2.resize(image[y : y + h, x : x + w], target, interpolation=interpolation)
     elif spec.fit == "stretch":
         out = cv2.resize(image, target, interpolation=interpolation)
-    else:  # pad: letterbox into zeros, keeping the aspect ratio
+    elif spec.fit == "height":  # the model's height, aspect kept; stretched only when too wide
+        new_w = max(1, round(width * spec.height / height))
+        if new_w >= spec.width:
+            out = cv2.resize(image, target, interpolation=interpolation)
+        else:
+            resized = cv2.resize(image, (new_w, spec.height), interpolation=interpolation)
+            out = _place(resized, spec)
+    else:  # pad: letterbox, keeping the aspect ratio
         scale = min(spec.height / height, spec.width / width)
         new_h = min(spec.height, max(1, round(height * scale)))
         new_w = min(spec.width, max(1, round(width * scale)))
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-        out = np.zeros((spec.height, spec.width, *image.shape[2:]), np.uint8)
-        y, x = (spec.height - new_h) // 2, (spec.width - new_w) // 2
-        out[y : y + new_h, x : x + new_w] = resized
+        out = _place(cv2.resize(image, (new_w, new_h), interpolation=interpolation), spec)
     if spec.color == "gray":
         return np.ascontiguousarray(out.reshape(spec.height, spec.width, 1))
     if spec.color == "rgb":

@@ -19,7 +19,9 @@ METADATA_KEY = "edgecnn"
 FORMAT_VERSION = 1
 
 COLORS = ("rgb", "bgr", "gray")
-FITS = ("crop", "stretch", "pad")
+FITS = ("crop", "stretch", "pad", "height")
+#: Where ``pad`` / ``height`` place the resized image horizontally (vertically ``pad`` centres).
+ANCHORS = ("center", "left")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 
@@ -34,6 +36,9 @@ class InputSpec:
     color: str = "rgb"
     fit: str = "crop"
     interpolation: str = "bilinear"
+    #: ``pad`` / ``height`` fits: the side the image keeps, and the fill (pixel units, 0..255).
+    anchor: str = "center"
+    pad_value: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -55,6 +60,11 @@ class InputSpec:
             problems.append(
                 f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
             )
+        if not isinstance(self.anchor, str) or self.anchor not in ANCHORS:
+            problems.append(f"anchor {self.anchor!r} is not one of {', '.join(ANCHORS)}")
+        value = self.pad_value
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+            problems.append(f"pad value {value!r} is not an integer in 0..255 (pixel units)")
         if problems:
             raise ModelError("invalid input spec: " + "; ".join(problems))
 
@@ -78,6 +88,8 @@ class InputSpec:
             "color": fields.string("color", COLORS),
             "fit": fields.string("fit", FITS),
             "interpolation": fields.string("interpolation", INTERPOLATIONS),
+            "anchor": fields.string("anchor", ANCHORS, default="center"),
+            "pad_value": fields.integer("pad_value", 0, 255, default=0),
         }
         try:
             return cls(**values)
@@ -90,8 +102,13 @@ class InputSpec:
         return cls.from_fields(Fields(data, where))
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's ``input`` object."""
-        return asdict(self)
+        """The contract's ``input`` object (``anchor`` / ``pad_value`` only when not default,
+        so models that do not use them read the same in older versions)."""
+        data = asdict(self)
+        for key, default in (("anchor", "center"), ("pad_value", 0)):
+            if data[key] == default:
+                del data[key]
+        return data
 
 
 def parse_size(text: str) -> tuple[int, int]:

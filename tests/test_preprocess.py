@@ -59,6 +59,31 @@ def test_pad_letterboxes_with_zeros():
     assert tuple(out[32, 32]) == (0, 255, 0)
 
 
+def test_fit_height_keeps_the_aspect_anchors_left_and_pads_with_the_given_value():
+    """A text-line model: 32 px high, 128 wide; a 100x201 photo becomes 32x64, then padding."""
+    spec = InputSpec(32, 128, 3, "rgb", "height", "nearest", anchor="left", pad_value=200)
+    out = load_image(png_bytes(thirds(100, 201)), spec)
+    assert out.shape == (32, 128, 3)
+    assert tuple(out[16, 2]) == (255, 0, 0) and tuple(out[16, 61]) == (0, 0, 255)
+    assert (out[:, 65:] == 200).all()  # the right side is padding in pixel units
+    centred = load_image(png_bytes(thirds(100, 201)), InputSpec(32, 128, fit="height"))
+    assert (centred[:, :31] == 0).all() and (centred[:, 97:] == 0).all()
+    assert tuple(centred[16, 64]) == (0, 255, 0)
+
+
+def test_fit_height_stretches_an_image_too_wide_for_the_model():
+    spec = InputSpec(30, 60, 3, "rgb", "height", "nearest", anchor="left", pad_value=200)
+    out = load_image(png_bytes(thirds(20, 201)), spec)  # 30 px high would be 301 wide
+    assert (out != 200).all(axis=-1).all()  # no padding anywhere
+    assert tuple(out[15, 1]) == (255, 0, 0) and tuple(out[15, 58]) == (0, 0, 255)
+
+
+def test_pad_anchor_left_and_pad_value_reach_the_letterbox():
+    spec = InputSpec(64, 64, 1, "gray", "pad", "area", anchor="left", pad_value=255)
+    out = load_image(png_bytes(thirds(100, 50)), spec)  # tall: 64 high, 32 wide, at the left
+    assert (out[:, 33:] == 255).all() and (out[:, :32] < 255).all()
+
+
 def test_gray_model_gets_one_channel_and_bgr_model_keeps_order():
     gray = load_image(png_bytes(thirds()), InputSpec(16, 16, 1, "gray"))
     assert gray.shape == (16, 16, 1)

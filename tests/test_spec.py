@@ -179,3 +179,18 @@ def test_labels_files_text_and_json(tmp_path):
         read_labels_file(str(tmp_path / "d.txt"))
     with pytest.raises(ModelError, match="cannot read"):
         read_labels_file(str(tmp_path / "missing.txt"))
+
+
+def test_anchor_and_pad_value_round_trip_and_are_checked():
+    spec = InputSpec(32, 128, 1, "gray", "height", "area", anchor="left", pad_value=255)
+    data = spec.to_dict()
+    assert data["anchor"] == "left" and data["pad_value"] == 255
+    assert InputSpec.from_dict(data) == spec
+    plain = InputSpec(32, 32).to_dict()
+    assert "anchor" not in plain and "pad_value" not in plain  # defaults stay unwritten
+    with pytest.raises(ModelError, match="pad value"):
+        InputSpec(32, 32, pad_value=256)
+    with pytest.raises(ModelError, match="anchor"):
+        InputSpec(32, 32, anchor="right")
+    with pytest.raises(ModelError, match="pad_value"):
+        InputSpec.from_dict({**data, "pad_value": 1.5})

@@ -7,7 +7,7 @@ import sys
 import click
 
 from edgecnn.runtime.engines.base import PROVIDERS
-from edgecnn.spec import COLORS, FITS
+from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
 
 
 @click.command("eval")
@@ -43,6 +43,11 @@ from edgecnn.spec import COLORS, FITS
 @click.option("--input-size", help="Keras models trained elsewhere: HxW.")
 @click.option("--color", type=click.Choice(COLORS), help="Keras models: channel order.")
 @click.option("--fit", type=click.Choice(FITS), help="Keras models: how photos are fitted.")
+@click.option(
+    "--interpolation", type=click.Choice(INTERPOLATIONS), help="Keras models: resize method."
+)
+@click.option("--anchor", type=click.Choice(ANCHORS), help="Keras models: --fit pad/height side.")
+@click.option("--pad-value", type=click.IntRange(0, 255), help="Keras models: pad fill 0..255.")
 @click.option("--scale", help="Keras models trained on 0..1 input: e.g. 1/255.")
 @click.option("--mean", help="Keras models: subtract after scaling (one or per channel).")
 @click.option("--std", help="Keras models: divide after subtracting (one or per channel).")
@@ -59,6 +64,9 @@ def evaluate(
     input_size: str | None,
     color: str | None,
     fit: str | None,
+    interpolation: str | None,
+    anchor: str | None,
+    pad_value: int | None,
     scale: str | None,
     mean: str | None,
     std: str | None,
@@ -87,13 +95,24 @@ def evaluate(
         from edgecnn.normalization import parse_normalization
 
         keras_options = {
-            "overrides": InputOverrides(labels_file, input_size, color, fit),
+            "overrides": InputOverrides(
+                labels_file,
+                input_size,
+                color,
+                fit,
+                interpolation,
+                anchor=anchor,
+                pad_value=pad_value,
+            ),
             "normalization": parse_normalization(scale, mean, std),
             "unsafe": unsafe,
         }
-    elif any((labels_file, input_size, color, fit, scale, mean, std, unsafe)):
+    elif any(
+        (labels_file, input_size, color, fit, interpolation, anchor, scale, mean, std, unsafe)
+    ) or (pad_value is not None):
         raise click.UsageError(
-            "--labels/--input-size/--color/--fit/--scale/--mean/--std/"
+            "--labels/--input-size/--color/--fit/--interpolation/--anchor/--pad-value/"
+            "--scale/--mean/--std/"
             "--unsafe apply to Keras models; an .onnx model carries its spec"
         )
 

@@ -7,7 +7,7 @@ import click
 from edgecnn.cli.flags import as_flags
 from edgecnn.export.model_source import OUTPUT_KINDS
 from edgecnn.export.quantize import METHODS
-from edgecnn.spec import COLORS, FITS, INTERPOLATIONS
+from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
 
 PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 
@@ -82,8 +82,27 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 )
 @click.option("--input-size", help="HxW the model expects, e.g. 224x224.")
 @click.option("--color", type=click.Choice(COLORS), help="Channel order.")
-@click.option("--fit", type=click.Choice(FITS), help="How photos are fitted to the input size.")
-@click.option("--interpolation", type=click.Choice(INTERPOLATIONS))
+@click.option(
+    "--fit",
+    type=click.Choice(FITS),
+    help="How photos are fitted to the input size; height = the model's height, aspect kept, "
+    "padded (text lines).",
+)
+@click.option(
+    "--interpolation",
+    type=click.Choice(INTERPOLATIONS),
+    help="Resize interpolation the model was trained with.",
+)
+@click.option(
+    "--anchor",
+    type=click.Choice(ANCHORS),
+    help="Where --fit pad/height places the image [default: center].",
+)
+@click.option(
+    "--pad-value",
+    type=click.IntRange(0, 255),
+    help="Fill of --fit pad/height in pixel units 0..255 [default: 0].",
+)
 @click.option(
     "--output-kind",
     type=click.Choice(OUTPUT_KINDS),
@@ -140,6 +159,8 @@ def export(
     color: str | None,
     fit: str | None,
     interpolation: str | None,
+    anchor: str | None,
+    pad_value: int | None,
     output_kind: str,
     scale: str | None,
     mean: str | None,
@@ -173,6 +194,8 @@ def export(
             fit=fit,
             interpolation=interpolation,
             output=output_kind,
+            anchor=anchor,
+            pad_value=pad_value,
         ),
         normalization=parse_normalization(scale, mean, std),
         calibration=calibration,

@@ -13,9 +13,21 @@ from edgecnn.errors import ModelError
 from edgecnn.normalization import parse_normalization
 from edgecnn.runtime.classifier import Classifier, Foreign
 from edgecnn.runtime.engines.base import PROVIDERS
-from edgecnn.spec import COLORS, FITS, parse_size, read_labels_file
+from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS, parse_size, read_labels_file
 
-_FOREIGN_KEYS = ("labels", "input_size", "color", "fit", "scale", "mean", "std", "logits")
+_FOREIGN_KEYS = (
+    "labels",
+    "input_size",
+    "color",
+    "fit",
+    "interpolation",
+    "anchor",
+    "pad_value",
+    "scale",
+    "mean",
+    "std",
+    "logits",
+)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -25,6 +37,27 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         return parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def foreign_fit_options(prefix: str) -> list[Callable[..., Any]]:
+    """--interpolation / --anchor / --pad-value for a model whose spec is given by flags."""
+    return [
+        click.option(
+            "--interpolation",
+            type=click.Choice(INTERPOLATIONS),
+            help=f"{prefix}resize interpolation [default: bilinear].",
+        ),
+        click.option(
+            "--anchor",
+            type=click.Choice(ANCHORS),
+            help=f"{prefix}where --fit pad/height places the image [default: center].",
+        ),
+        click.option(
+            "--pad-value",
+            type=click.IntRange(0, 255),
+            help=f"{prefix}fill of --fit pad/height, in pixel units 0..255 [default: 0].",
+        ),
+    ]
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,8 +101,10 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--fit",
             type=click.Choice(FITS),
-            help="Model without metadata: how images are fitted [default: crop].",
+            help="Model without metadata: how images are fitted [default: crop]; height = "
+            "resize to the model's height keeping the aspect ratio, pad the rest.",
         ),
+        *foreign_fit_options("Model without metadata: "),
         click.option(
             "--scale",
             help="Model without metadata, float input: pixel multiplier, e.g. 1/255 or 1/127.5.",
@@ -108,7 +143,11 @@ def pop_model_choice(kwargs: dict[str, Any]) -> ModelChoice:
     threads = kwargs.pop("threads")
     values = {key: kwargs.pop(key) for key in _FOREIGN_KEYS}
     foreign = None
-    describing = [f"--{key.replace('_', '-')}" for key in _FOREIGN_KEYS[2:] if values[key]]
+    describing = [
+        f"--{key.replace('_', '-')}"
+        for key in _FOREIGN_KEYS[2:]
+        if values[key] is not None and values[key] is not False
+    ]
     if describing and not (values["labels"] and values["input_size"]):
         raise click.UsageError(
             f"{', '.join(describing)} describe a model without edgecnn metadata and need "
@@ -123,6 +162,9 @@ def pop_model_choice(kwargs: dict[str, Any]) -> ModelChoice:
             input_size=values["input_size"],
             color=values["color"] or "rgb",
             fit=values["fit"] or "crop",
+            interpolation=values["interpolation"] or "bilinear",
+            anchor=values["anchor"] or "center",
+            pad_value=values["pad_value"] or 0,
             scale=norm.scale if values["scale"] else None,  # None: not said (float input asks)
             mean=norm.mean,
             std=norm.std,

@@ -4,7 +4,8 @@ The Keras model is wrapped in a ``tf.function`` whose signature is the contract:
 symbolic batch. The function casts to float32, applies the optional normalization, calls the
 model in inference mode and appends a softmax when the model ends in logits. tf2onnx's
 ``from_function`` machinery converts that function (``from_keras`` breaks on Keras 3 models loaded
-from ``.keras`` files), without its extra copies of the weights (see :func:`_convert_function`).
+from ``.keras`` files), without its extra copies of the weights (see
+:mod:`edgecnn.export.lean_conversion`).
 The symbolic batch dimension is then named ``batch`` on input and output.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from edgecnn import _deps
 from edgecnn.errors import ExportError
+from edgecnn.export import lean_conversion
 from edgecnn.normalization import Normalization
 from edgecnn.spec import InputSpec
 
@@ -29,47 +31,6 @@ def _name_batch_dim(proto: Any) -> None:
         dim = value.type.tensor_type.shape.dim[0]
         dim.ClearField("dim_value")
         dim.dim_param = BATCH_DIM
-
-
-def _convert_function(concrete: Any, opset: int) -> Any:
-    """tf2onnx's ``from_function`` minus its copies of the weights, plus constant captures.
-
-    * Only the ``image`` placeholder is a graph input: tensors the trace captured (the constants
-      of Keras' ``Normalization`` layer in EfficientNet, for example) are frozen to constants,
-      where ``from_function`` would list them as extra graph inputs.
-    * The weights never travel through TensorFlow's graph optimizer or a second GraphDef import:
-      as in tf2onnx's large-model mode, the frozen constants' bytes are taken out of the
-      GraphDef before it is imported (tf2onnx folds constants itself), so the GraphDef, its
-      imported graph and the optimizer's copies stay small. The peak falls from about 50 to a
-      few times the weights (measured in the models note).
-    """
-    tf = _deps.tensorflow()
-    tf2onnx = _deps.tf2onnx()
-    from tf2onnx import optimizer, tf_loader
-    from tf2onnx.tf_utils import compress_graph_def
-    from tf2onnx.tfonnx import process_tf_graph
-
-    input_names = [concrete.inputs[0].name]
-    output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
-    rename = tf2onnx.convert.tensor_names_from_structed(concrete, input_names, output_names)
-    with tf.device("/cpu:0"):
-        graph_def = tf_loader.convert_variables_to_constants_large_model(concrete)
-    values = compress_graph_def(graph_def)
-    with tf.device("/cpu:0"), tf.Graph().as_default() as tf_graph:
-        tf.import_graph_def(graph_def, name="")
-        del graph_def
-        graph = process_tf_graph(
-            tf_graph,
-            continue_on_error=True,
-            opset=opset,
-            input_names=input_names,
-            output_names=output_names,
-            const_node_values=values,
-            tensors_to_rename=rename,
-        )
-        del values
-        graph = optimizer.optimize_graph(graph, True)
-        return graph.make_model(f"converted from {concrete.name}")
 
 
 def to_onnx(
@@ -105,7 +66,7 @@ def to_onnx(
         return {OUTPUT_NAME: y}
 
     try:
-        proto = _convert_function(serve.get_concrete_function(), opset)
+        proto = lean_conversion.convert_function(serve.get_concrete_function(), opset)
     except ExportError:
         raise
     except Exception as exc:  # the converter raises many kinds; name the stage

@@ -31,6 +31,8 @@ class InputOverrides:
     fit: str | None = None
     interpolation: str | None = None
     output: str = "auto"
+    anchor: str | None = None
+    pad_value: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def _input_spec(path: Path, config: RunConfig | None, overrides: InputOverrides)
         raise ExportError(
             f"{path}: the input size is unknown (no run config.json); give `input_size` HxW "
             "and, if they differ from the defaults, `color` rgb|bgr|gray and `fit` "
-            "crop|stretch|pad"
+            "crop|stretch|pad|height"
         )
     base = config.input if config is not None else InputSpec(*size)
     color = overrides.color or base.color
@@ -114,6 +116,8 @@ def _input_spec(path: Path, config: RunConfig | None, overrides: InputOverrides)
             color=color,
             fit=overrides.fit or base.fit,
             interpolation=overrides.interpolation or base.interpolation,
+            anchor=overrides.anchor or base.anchor,
+            pad_value=base.pad_value if overrides.pad_value is None else overrides.pad_value,
         )
     except ModelError as exc:
         raise ExportError(str(exc)) from exc

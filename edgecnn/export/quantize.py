@@ -111,7 +111,7 @@ def quantize_static(
         raise ExportError("no calibration images could be loaded")
     settings = settings.resolved()
     onnx = _deps.onnx()
-    size = batch_size or batch_size_for(*calibration.shape[1:3], pixels=2**19)
+    size = batch_size or batch_size_for(*calibration.shape[1:3])
     starts = list(range(0, len(calibration), size))
 
     class Reader(CalibrationDataReader):

@@ -17,9 +17,10 @@ import numpy as np
 from edgecnn.errors import ExportError, ModelError
 
 FP32_MIN_AGREEMENT = 0.999
-#: Input pixels per verification / calibration batch: 16 images at 256x256, 64 at 128x128 and
-#: below. Activations grow with the input size, and a fixed batch of 64 big images cost GBs.
-BATCH_PIXELS = 2**20
+#: Input pixels per verification / calibration batch: 4 images at 256x256, 28 at 96x96, at most
+#: 64. Activations grow with the input size: a fixed batch of 64 big images cost GBs, and
+#: onnxruntime's arena keeps its largest batch's worth for the session's life.
+BATCH_PIXELS = 2**18
 
 
 def batch_size_for(height: int, width: int, pixels: int = BATCH_PIXELS) -> int:

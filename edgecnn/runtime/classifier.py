@@ -69,6 +69,9 @@ class Foreign:
     input_size: tuple[int, int]
     color: str = "rgb"
     fit: str = "crop"
+    interpolation: str = "bilinear"
+    anchor: str = "center"
+    pad_value: int = 0
     scale: float | None = None
     mean: Sequence[float] = (0.0,)
     std: Sequence[float] = (1.0,)
@@ -180,6 +183,9 @@ class Classifier:
                     channels=1 if foreign.color == "gray" else 3,
                     color=foreign.color,
                     fit=foreign.fit,
+                    interpolation=foreign.interpolation,
+                    anchor=foreign.anchor,
+                    pad_value=foreign.pad_value,
                 ),
                 precision="fp32",
                 extra={"foreign": True},
