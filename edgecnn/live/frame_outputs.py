@@ -317,8 +317,8 @@ class ConsoleSummaryOutput(Output):
         if last is None:
             return
         total = sum(self.labels.values())
-        shares = ", ".join(f"{label} {n}" for label, n in self.labels.most_common(3))
-        more = len(self.labels) - 3
+        shares = ", ".join(f"{label} {n}" for label, n in self.labels.most_common(5))
+        more = len(self.labels) - 5
         shares += f", {more} more" if more > 0 else ""
         latency = sorted(self.latencies)[len(self.latencies) // 2]
         click.echo(
