@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -75,27 +76,68 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageError(exc.path, exc.reason) from None
 
 
-def header_size(data: bytes, name: str = "<bytes>") -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class Header:
+    """What an image's header says, read without decoding pixels."""
+
+    width: int
+    height: int
+    bands: int  # channels as stored (1 gray, 3 RGB, 4 RGBA / CMYK)
+    sample_bytes: int  # bytes per channel value (2 for 16-bit)
+
+    def decoded_bytes(self, factor: int = 1, channels: int = 3) -> int:
+        """Memory the decoded image takes at 1/``factor`` scale (the larger of the stored and
+        the delivered channel counts, as decoders convert row by row or after decoding)."""
+        pixels = -(-self.width // factor) * -(-self.height // factor)
+        return pixels * max(self.bands, channels) * self.sample_bytes
+
+
+def _pillow_header(data: bytes) -> Header | None:
+    """Pillow's header parse, without ``Image.open``'s decompression-bomb warning (changing
+    the warnings filters to hide it would change them for the whole process, and is not
+    thread-safe): the format plugins are called directly, as ``Image.open`` does."""
+    prefix = data[:16]
+    for load in (Image.preinit, Image.init):
+        load()
+        for fmt in list(Image.ID):
+            factory, accept = Image.OPEN[fmt]
+            accepted = accept is None or accept(prefix)
+            if isinstance(accepted, str) or not accepted:
+                continue
+            try:
+                im = factory(io.BytesIO(data), None)
+            except Exception:  # not this format (or a header Pillow cannot parse)
+                continue
+            with im:
+                width, height = im.size
+                bands = len(im.getbands())
+                wide = im.mode.startswith("I;16") or im.mode in ("I", "F")
+            return Header(width, height, bands, 2 if wide else 1)
+    return None
+
+
+def read_header(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> Header | None:
+    """The image header (None if Pillow does not know the format); raises :class:`ImageError`
+    when it claims more than ``max_pixels`` pixels."""
+    header = _pillow_header(data)
+    if header is not None and header.width * header.height > max_pixels:
+        raise ImageError(
+            name,
+            f"image header claims {header.width}x{header.height} pixels "
+            f"(over {max_pixels:,}); refused",
+        )
+    return header
+
+
+def header_size(
+    data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS
+) -> tuple[int, int] | None:
     """(width, height) from the image header without decoding pixels; None if unknown format.
 
-    Raises ImageError when the header claims more than :data:`MAX_PIXELS`.
+    Raises ImageError when the header claims more than ``max_pixels``.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-        except Image.DecompressionBombError:
-            raise ImageError(
-                name, f"image header claims more than {MAX_PIXELS:,} pixels; refused"
-            ) from None
-        except Exception:  # Pillow cannot parse it; OpenCV may still (or will say it can't)
-            return None
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            name, f"image header claims {width}x{height} pixels (over {MAX_PIXELS:,}); refused"
-        )
-    return width, height
+    header = read_header(data, name, max_pixels)
+    return None if header is None else (header.width, header.height)
 
 
 def reduction_factor(width: int, height: int, spec: InputSpec) -> int:
@@ -110,6 +152,27 @@ def reduction_factor(width: int, height: int, spec: InputSpec) -> int:
         if short // factor >= need:
             return factor
     return 1
+
+
+#: SOF markers of arithmetic-coded JPEG, which can code a block in less than one bit.
+_ARITHMETIC_SOF = (b"\xff\xc9", b"\xff\xca", b"\xff\xcb", b"\xff\xcd", b"\xff\xce", b"\xff\xcf")
+
+
+def _too_short_jpeg(data: bytes, width: int, height: int) -> bool:
+    """True when a (Huffman-coded) JPEG holds fewer bytes than its declared size needs.
+
+    Every 8x8 luma block costs at least one bit (its DC code) in any Huffman-coded JPEG,
+    baseline or progressive, so fewer than blocks / 8 bytes cannot hold the image: the decoder
+    would fill the rest with grey and say nothing (a 4.7 kB file declaring 12200x12200).
+    """
+    if data[:2] != b"\xff\xd8":
+        return False
+    scan = data.find(b"\xff\xda")
+    head = data[: scan if scan != -1 else len(data)]
+    if any(marker in head for marker in _ARITHMETIC_SOF):
+        return False
+    blocks = -(-width // 8) * -(-height // 8)
+    return len(data) * 8 < blocks
 
 
 def _is_truncated_jpeg(data: bytes) -> bool:
@@ -128,11 +191,16 @@ def decode(
     *,
     reduce: bool = True,
     color_order: str = "bgr",
+    max_pixels: int = MAX_PIXELS,
+    reserve: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Decode a file / encoded bytes (or normalise an array) to uint8 BGR ``HxWx3`` or gray ``HxW``.
 
     ``color_order`` only matters for arrays: the order of the caller's channels ("bgr" as
-    OpenCV delivers frames, or "rgb"). Raises :class:`ImageError` naming the source.
+    OpenCV delivers frames, or "rgb"). ``max_pixels``: larger declared images are refused.
+    ``reserve``: called with the bytes the decoded image will take, before decoding (a
+    pipeline bounds the memory of the images it decodes at once). Raises :class:`ImageError`
+    naming the source.
     """
     if isinstance(source, np.ndarray):
         return _normalise_array(source, spec, color_order)
@@ -140,16 +208,24 @@ def decode(
     data = read_bytes(source) if isinstance(source, (str, Path)) else bytes(source)
     if not data:
         raise ImageError(name, "empty input (0 bytes)")
-    size = header_size(data, name)
+    header = read_header(data, name, max_pixels)
     if _is_truncated_jpeg(data):
         raise ImageError(name, "truncated JPEG (no end-of-image marker after the last scan)")
+    if header is not None and _too_short_jpeg(data, header.width, header.height):
+        raise ImageError(
+            name,
+            f"truncated JPEG ({len(data):,} bytes cannot hold the declared "
+            f"{header.width}x{header.height} pixels)",
+        )
     factor = 1
-    if reduce and size is not None and data[:2] == b"\xff\xd8":
-        factor = reduction_factor(size[0], size[1], spec)
+    if reduce and header is not None and data[:2] == b"\xff\xd8":
+        factor = reduction_factor(header.width, header.height, spec)
+    if reserve is not None and header is not None:
+        reserve(header.decoded_bytes(factor, 1 if spec.color == "gray" else 3))
     flags = (_REDUCED_GRAY if spec.color == "gray" else _REDUCED_COLOR)[factor]
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None or image.size == 0:
-        kind = "corrupt image data" if size is not None else "not an image (unknown format)"
+        kind = "corrupt image data" if header is not None else "not an image (unknown format)"
         raise ImageError(name, f"cannot decode: {kind}")
     return image
 
@@ -234,6 +310,8 @@ def load_image(
     *,
     reduce: bool = True,
     color_order: str = "bgr",
+    max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """The one preprocessing function: any image input -> uint8 ``HxWxC`` the model accepts."""
-    return prepare(decode(source, spec, reduce=reduce, color_order=color_order), spec)
+    decoded = decode(source, spec, reduce=reduce, color_order=color_order, max_pixels=max_pixels)
+    return prepare(decoded, spec)

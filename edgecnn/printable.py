@@ -23,6 +23,11 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters and undecodable bytes shown as escapes."""
+    """``text`` with control characters and undecodable bytes shown as escapes (one line)."""
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return _CONTROL.sub(_escape, text)
+
+
+def printable_lines(text: str) -> str:
+    """Like :func:`printable`, keeping the line breaks of a multi-line message."""
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -84,7 +84,7 @@ def test_browser_shows_the_annotated_stream(color_model_path: Path, tmp_path: Pa
         finally:
             child.kill()
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
-    assert child.returncode == 0
+    assert child.returncode == 143  # ended by SIGTERM, cleanly
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (600, 800)
     red = np.all(np.abs(image.astype(int) - (0, 0, 255)) < 40, axis=2).sum()

@@ -116,9 +116,11 @@ def bench(
             click.echo(server_bench.terminal(report))
         return
     from edgecnn.classify.result_files import check_writable
+    from edgecnn.cli.options import single_threaded_opencv
     from edgecnn.tools import bench_report
     from edgecnn.tools.report_files import write_json, write_text
 
+    single_threaded_opencv()
     outputs = {"--json": json_out, "--markdown": md_out, "--plot": plot_out}
     for flag, path in outputs.items():
         if path:

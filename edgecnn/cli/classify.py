@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from edgecnn.classify.input_discovery import scan
+from edgecnn.classify.input_discovery import Item, scan
 from edgecnn.classify.result_files import (
     FORMATS,
     ConsoleTable,
+    OutputError,
     ResultWriter,
-    already_done,
+    check_not_an_input,
     display,
     format_for,
 )
+from edgecnn.classify.result_resume import identity
 from edgecnn.cli.flags import as_flags
-from edgecnn.cli.options import ModelChoice, model_options, pop_model_choice
+from edgecnn.cli.options import (
+    ModelChoice,
+    model_options,
+    pop_model_choice,
+    single_threaded_opencv,
+)
+from edgecnn.cli.signals import EXIT_SIGTERM, Terminated, sigterm_as_interrupt
+from edgecnn.preprocess import MAX_PIXELS
 from edgecnn.runtime.batch_pipeline import Pipeline
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.prediction import STAGES
@@ -64,6 +74,13 @@ def _usage(options: dict[str, Any]) -> None:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Decoding threads (default: one per core)."
 )
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=MAX_PIXELS,
+    show_default=True,
+    help="Images whose header declares more pixels are refused (an error row) before decoding.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option(
     "--engine",
@@ -91,6 +108,7 @@ def classify(
     resume: bool,
     recursive: bool,
     workers: int | None,
+    max_pixels: int,
     quiet: bool,
     engine: str,
     address: str | None,
@@ -101,7 +119,8 @@ def classify(
 
     Images are recognised by content. Every input gets a row: unreadable ones with status
     `error` and the reason. Exit code 0 when the run completed, 1 when nothing could be
-    classified or the model is unusable, 2 for usage errors.
+    classified, the model is unusable or the output could not be written, 2 for usage errors,
+    130 after Ctrl-C and 143 after SIGTERM (both keep the rows written and print the summary).
 
     With --engine ray, SOURCES may also be URIs pyarrow reads (s3://, gs://, file://) and
     OUT is a Parquet folder (or a .csv / .jsonl file for small runs).
@@ -120,9 +139,10 @@ def classify(
     if address or actors:
         raise click.UsageError("--address and --actors are for --engine ray")
     _usage({"resume": resume, "output": output})
-    classify_locally(
-        _load(choice), sources, batch_size, top_k, output, fmt, resume, recursive, workers, quiet
-    )
+    single_threaded_opencv()
+    classifier = _load(choice)
+    local = LocalRun(sources, output, fmt, resume, recursive, batch_size, top_k, workers, quiet)
+    classify_locally(classifier, local, max_pixels=max_pixels)
 
 
 def _load(choice: ModelChoice) -> Classifier:
@@ -135,71 +155,96 @@ def _load(choice: ModelChoice) -> Classifier:
     )
 
 
+@dataclass(frozen=True)
+class LocalRun:
+    """What a local classify run was asked to do (the command line, minus the model)."""
+
+    sources: tuple[str, ...]
+    output: str | None
+    fmt: str | None
+    resume: bool
+    recursive: bool
+    batch_size: int
+    top_k: int
+    workers: int | None
+    quiet: bool
+
+
+def _open_writer(
+    run: LocalRun, items: list[Item], top_k: int
+) -> tuple[ResultWriter | None, list[Item]]:
+    """The locked output (refused when it names an input), and the items left to do."""
+    if not run.output:
+        return None, items
+    check_not_an_input(run.output, (item.path for item in items))
+    writer = ResultWriter(run.output, format_for(run.output, run.fmt), top_k, append=run.resume)
+    if run.resume:
+        items = [item for item in items if identity(item.source) not in writer.done]
+    return writer, items
+
+
 def classify_locally(
-    classifier: Classifier,
-    sources: tuple[str, ...],
-    batch_size: int,
-    top_k: int,
-    output: str | None,
-    fmt: str | None,
-    resume: bool,
-    recursive: bool,
-    workers: int | None,
-    quiet: bool,
+    classifier: Classifier, run: LocalRun, *, max_pixels: int = MAX_PIXELS
 ) -> None:
     """``--engine local``: decode in threads, infer here, rows to the terminal or a file."""
-    top_k = min(top_k, classifier.spec.num_classes)
+    top_k = min(run.top_k, classifier.spec.num_classes)
+    quiet, output = run.quiet, run.output
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     if classifier.provider_note:
         say(f"note: {classifier.provider_note}")
-    found = scan(sources, recursive=recursive)
+    found = scan(run.sources, recursive=run.recursive)
     for note in found.notes:
         say(f"note: {display(as_flags(note))}")
-    items = found.items
-    if resume and output:
-        done = already_done(output, format_for(output, fmt), top_k)
-        items = [item for item in items if item.source not in done]
-        say(f"resume: {len(found.items) - len(items)} input(s) already in {output}, skipped")
     if not found.items:
         raise click.ClickException("no inputs found (empty folders?)")
-
-    writer = ResultWriter(output, format_for(output, fmt), top_k, append=resume) if output else None
+    writer, items = _open_writer(run, found.items, top_k)
+    if run.resume:
+        skipped = len(found.items) - len(items)
+        say(f"resume: {skipped} input(s) already in {display(output or '')}, skipped")
     table = None if output else ConsoleTable(classifier.labels, top_k)
     show_bar = not quiet and sys.stderr.isatty() and (writer is not None or not sys.stdout.isatty())
     tally = Tally(STAGES)
-    pipeline = Pipeline(classifier, batch_size=batch_size, workers=workers, top_k=top_k)
+    pipeline = Pipeline(
+        classifier, batch_size=run.batch_size, workers=run.workers, top_k=top_k,
+        max_pixels=max_pixels,
+    )  # fmt: skip
     started = time.perf_counter()
-    interrupted = False
-    try:
-        with click.progressbar(
-            length=len(items),
-            label="classifying",
-            file=sys.stderr,
-            show_pos=True,
-            show_eta=True,
-            hidden=not show_bar,
-            item_show_func=lambda rate: rate,
-        ) as bar:
-            for prediction in pipeline.run(items):
-                if writer:
-                    writer.write(prediction)
-                if table:
-                    table.write(prediction)
-                tally.add(prediction.source, prediction.error, prediction.timings)
-                elapsed = time.perf_counter() - started
-                bar.update(1, f"{tally.total / elapsed:.1f} img/s" if elapsed > 0 else None)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if writer:
-            writer.close()
-    seconds = time.perf_counter() - started
-    if not quiet:
-        click.echo(
-            summary_text(classifier, tally, seconds, len(items), interrupted, output), err=True
-        )
-    if interrupted:
-        sys.exit(130)
+    stopped: str | None = None
+    exit_code = 0
+    with sigterm_as_interrupt():
+        try:
+            with click.progressbar(
+                length=len(items),
+                label="classifying",
+                file=sys.stderr,
+                show_pos=True,
+                show_eta=True,
+                hidden=not show_bar,
+                item_show_func=lambda rate: rate,
+            ) as bar:
+                for prediction in pipeline.run(items):
+                    if writer:
+                        writer.write(prediction)
+                    if table:
+                        table.write(prediction)
+                    tally.add(prediction.source, prediction.error, prediction.timings)
+                    elapsed = time.perf_counter() - started
+                    bar.update(1, f"{tally.total / elapsed:.1f} img/s" if elapsed > 0 else None)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+            stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            exit_code = EXIT_SIGTERM if isinstance(exc, Terminated) else 130
+        except OutputError as exc:  # disk full, file too large: the rows written stay
+            stopped = f"stopped: {exc}; the {writer.rows if writer else 0} row(s) written stay"
+            exit_code = 1
+        finally:
+            if writer:
+                writer.close()
+        seconds = time.perf_counter() - started
+        if not quiet or exit_code == 1:
+            text = summary_text(classifier, tally, seconds, len(items), stopped, output)
+            click.echo(text if not quiet else text.splitlines()[0], err=True)
+    if exit_code:
+        sys.exit(exit_code)
     if items and tally.ok == 0:
         raise click.ClickException(f"nothing could be classified ({len(tally.failed)} failed)")
 
@@ -209,18 +254,19 @@ def summary_text(
     tally: Tally,
     seconds: float,
     planned: int,
-    interrupted: bool,
+    stopped: str | None,
     output: str | None,
 ) -> str:
-    """The closing summary: counts, speed, per-stage p50 / p95, provider, model."""
+    """The closing summary: why it stopped early, counts, speed, per-stage p50 / p95, provider,
+    model. ``stopped``: why the run ended before every input was done (None: it completed)."""
     summary: dict[str, Any] = tally.summary(seconds)
     lines = []
-    if interrupted:
-        lines.append(f"interrupted after {tally.total} of {planned} inputs")
+    if stopped:
+        lines.append(f"{stopped} after {tally.total} of {planned} inputs")
     speed = f" ({summary['images_per_second']:.1f} images/s)" if summary["ok"] else ""
     lines.append(f"{summary['ok']} ok, {summary['failed']} failed in {seconds:.2f} s{speed}")
     for source, error in tally.failed[:10]:
-        lines.append(f"  failed: {display(source)}: {error}")
+        lines.append(f"  failed: {display(source)}: {display(as_flags(error))}")
     if len(tally.failed) > 10:
         lines.append(f"  ... and {len(tally.failed) - 10} more (see the output file)")
     stage_cells = []

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from edgecnn.model_files import onnx_header
+from edgecnn.printable import printable
 
 
 def _fmt(value: Any) -> str:
@@ -71,7 +72,7 @@ def info(model: str | None, as_json: bool) -> None:
     if spec.verification:
         rows.append(("verification", _fmt(spec.verification)))
     width = max(len(k) for k, _ in rows)
-    click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    click.echo("\n".join(f"{k:<{width}}  {printable(v)}" for k, v in rows))
 
 
 def _foreign(model: str, session: Any, as_json: bool) -> None:
@@ -114,4 +115,4 @@ def _foreign(model: str, session: Any, as_json: bool) -> None:
         ),
     ]
     width = max(len(k) for k, _ in rows)
-    click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    click.echo("\n".join(f"{k:<{width}}  {printable(v)}" for k, v in rows))

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 
 import click
 
-from edgecnn.classify.result_files import display
 from edgecnn.cli.options import with_classifier
+from edgecnn.cli.signals import EXIT_SIGTERM, Terminated, sigterm_as_interrupt
 from edgecnn.errors import EdgecnnError
 from edgecnn.live.stream import run
+from edgecnn.printable import printable_lines
 from edgecnn.runtime.classifier import Classifier
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (docker stop, systemd) ends the run like Ctrl-C: outputs closed, summary kept."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command()
@@ -127,41 +108,48 @@ def live(
     The overlay shows the top-k labels with confidence bars, FPS and latencies. Live sources
     label the newest frame and count the frames dropped; files give every frame. Ctrl-C, q /
     Esc in the window, --max-frames or the end of the input end the run with a summary
-    (exit code 0); unusable sources and outputs are one-line errors (exit code 1).
+    (exit code 0; 143 after SIGTERM, also with the summary); unusable sources and outputs are
+    one-line errors (exit code 1).
     """
 
     def say(message: str) -> None:
         if not quiet:
-            for line in message.splitlines():  # the summary has several lines
-                click.echo(display(line), err=True)
+            click.echo(printable_lines(message), err=True)
 
     def note(message: str) -> None:  # reconnects, truncation, warnings: shown even with -q
         click.echo(
-            display(message if message.startswith(("warning", "preview")) else f"note: {message}"),
+            printable_lines(
+                message if message.startswith(("warning", "preview")) else f"note: {message}"
+            ),
             err=True,
         )
 
     if classifier.provider_note:
         say(f"note: {classifier.provider_note}")
-    with _sigterm_as_interrupt():
-        summary = run(
-            classifier,
-            source,
-            show=show,
-            serve=serve,
-            save=save,
-            jsonl=jsonl,
-            console=False if quiet else console_mode,
-            notify=note,
-            verbose=say,
-            every=every,
-            top_k=top_k,
-            smooth=smooth,
-            min_score=min_score,
-            max_frames=max_frames,
-            reconnect=reconnect,
-            realtime=realtime,
-            loop=loop,
-        )
+    with sigterm_as_interrupt() as term:
+        try:
+            summary = run(
+                classifier,
+                source,
+                show=show,
+                serve=serve,
+                save=save,
+                jsonl=jsonl,
+                console=False if quiet else console_mode,
+                notify=note,
+                verbose=say,
+                every=every,
+                top_k=top_k,
+                smooth=smooth,
+                min_score=min_score,
+                max_frames=max_frames,
+                reconnect=reconnect,
+                realtime=realtime,
+                loop=loop,
+            )
+        except Terminated:  # SIGTERM before the first frame: nothing to summarise
+            sys.exit(EXIT_SIGTERM)
+    if term.received:  # the run ended on SIGTERM: outputs closed, summary printed
+        sys.exit(EXIT_SIGTERM)
     if summary.frames and not summary.labelled:
         raise EdgecnnError(f"no frame could be labelled ({summary.failed} failed)")

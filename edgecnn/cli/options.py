@@ -210,3 +210,12 @@ def with_classifier(
         return command(classifier=classifier, **kwargs)
 
     return model_options(wrapper)
+
+
+def single_threaded_opencv() -> None:
+    """Parallelism comes from the decode workers; OpenCV's own pool would oversubscribe the
+    cores. Set once by the verbs that own the process (classify, bench), never by the library
+    (an embedding application owns its OpenCV settings)."""
+    import cv2
+
+    cv2.setNumThreads(1)

@@ -138,7 +138,7 @@ class Summary:
             )
         if self.reconnects:
             lines.append(f"reconnected {self.reconnects} time(s)")
-        lines.append(f"source {self.source}; provider {self.provider}")
+        lines.append(f"source {display(self.source)}; provider {self.provider}")
         return "\n".join(lines)
 
 

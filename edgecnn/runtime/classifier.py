@@ -18,7 +18,7 @@ import numpy as np
 
 from edgecnn.errors import ImageError, ModelError, SourceError
 from edgecnn.normalization import Normalization
-from edgecnn.preprocess import ImageInput, decode, prepare
+from edgecnn.preprocess import MAX_PIXELS, ImageInput, decode, prepare
 from edgecnn.runtime.batch_pipeline import Pipeline, load_one
 from edgecnn.runtime.engines.base import Engine, EngineOptions
 from edgecnn.runtime.engines.registry import Choice, open_engine
@@ -30,6 +30,10 @@ from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
 DEFAULT_MODEL_GPU = "shapes-fp32.onnx"
 FOREIGN_FLAGS = "`labels` FILE `input_size` HxW [`color` rgb|bgr|gray] [`fit` crop|stretch|pad]"
+
+#: A foreign model's output row is taken as probabilities when no value is below -tolerance
+#: and the row sums to 1 within it (fp16 / int8 models round a little).
+PROBABILITY_TOLERANCE = 1e-2
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _OUTPUT_TYPES = (*_FLOAT_TYPES, "tensor(double)")
@@ -82,6 +86,12 @@ class Foreign:
         return Normalization(
             1.0 if self.scale is None else float(self.scale), tuple(self.mean), tuple(self.std)
         )
+
+
+def check_foreign(foreign: Foreign, channels: int) -> None:
+    """Refuse normalization values that cannot apply to the model's input (a mean or std with
+    neither 1 nor ``channels`` values, a zero std) when the model loads, not mid-run."""
+    foreign.normalization().check_channels(channels)
 
 
 class Classifier:
@@ -175,6 +185,7 @@ class Classifier:
                 f"{FOREIGN_FLAGS}, or re-export it with `edgecnn export`"
             )
         else:
+            check_foreign(foreign, 1 if foreign.color == "gray" else 3)
             spec = ModelSpec(
                 labels=tuple(foreign.labels),
                 input=InputSpec(
@@ -312,8 +323,15 @@ class Classifier:
 
     def _run_chunk(self, batch: np.ndarray) -> np.ndarray:
         feed = batch if self._foreign is None else self._adapt(batch)
-        out = self.engine.run(feed)
-        out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+        out = np.asarray(self.engine.run(feed), dtype=np.float32)
+        rows = out.shape[0] if out.ndim else 0
+        if rows != len(batch) or out.size != len(batch) * self.spec.num_classes:
+            raise ModelError(
+                f"{self.path}: the model returned output of shape {list(out.shape)} for a batch "
+                f"of {len(batch)} image(s); expected [{len(batch)}, {self.spec.num_classes}] "
+                "(a model whose output ignores the batch dimension runs only with batch size 1)"
+            )
+        out = out.reshape(len(batch), -1)
         if self._foreign is not None and self._foreign.logits:
             out = softmax(out)
         return out
@@ -385,11 +403,31 @@ class Classifier:
                     Prediction(source, error=errors[i] or "unknown error", timings=dict(timings[i]))
                 )
                 continue
+            problem = self._row_problem(rows[i])
+            if problem:
+                results.append(Prediction(source, error=problem, timings=dict(timings[i])))
+                continue
             t0 = time.perf_counter()
             top = self.top(rows[i], top_k)
             stage = dict(timings[i], inference=share, postprocess=(time.perf_counter() - t0) * 1e3)
             results.append(Prediction(source, top=top, timings=stage))
         return results
+
+    def _row_problem(self, row: np.ndarray) -> str | None:
+        """Why one output row is no result (NaN / Inf, or not probabilities), or None."""
+        if not np.all(np.isfinite(row)):
+            return (
+                "the model output NaN or infinity for this image (a broken model, or a "
+                "normalization that divides by zero)"
+            )
+        if self._foreign is not None and not self._foreign.logits:
+            total, low = float(row.sum()), float(row.min())
+            if low < -PROBABILITY_TOLERANCE or abs(total - 1.0) > PROBABILITY_TOLERANCE:
+                return (
+                    f"the model's outputs are not probabilities (they sum to {total:.4g}, "
+                    f"smallest {low:.4g}); if it outputs logits, run it with `logits`"
+                )
+        return None
 
     def classify(
         self,
@@ -399,10 +437,12 @@ class Classifier:
         workers: int | None = None,
         recursive: bool = False,
         top_k: int = 1,
+        max_pixels: int = MAX_PIXELS,
     ) -> Iterator[Prediction]:
         """Classify files, folders and glob patterns, yielding predictions in input order as
         they are ready. Decoding runs in ``workers`` threads while the model runs; every input
-        yields exactly one prediction (errors included)."""
+        yields exactly one prediction (errors included). Images whose header declares more
+        than ``max_pixels`` pixels are error rows, refused before decoding."""
         from edgecnn.classify.input_discovery import scan
 
         sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
@@ -411,5 +451,7 @@ class Classifier:
             warnings.warn(note, stacklevel=2)
         if not found.items:
             raise SourceError(f"no inputs found in {', '.join(map(os.fsdecode, sources))}")
-        pipeline = Pipeline(self, batch_size=batch_size, workers=workers, top_k=top_k)
+        pipeline = Pipeline(
+            self, batch_size=batch_size, workers=workers, top_k=top_k, max_pixels=max_pixels
+        )
         yield from pipeline.run(found.items)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgecnn import _deps
@@ -430,15 +429,12 @@ class Benchmark:
         entry: dict[str, Any] = {"model": name, "decode": [], "preprocess": [], "postprocess": []}
         self.stages.append(entry)
         spec = classifier.spec.input
-        previous = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            for item in self.items[:3]:  # warm-up: decoder libraries, allocator
-                load_item(item, spec)
-            with OtherLoad(entry):
-                self._one_core(name, classifier, entry)
-        finally:
-            cv2.setNumThreads(previous)
+        # One core: `edgecnn bench` keeps OpenCV single-threaded for the whole run (the CLI
+        # owns the process); a library caller decides that for its own process.
+        for item in self.items[:3]:  # warm-up: decoder libraries, allocator
+            load_item(item, spec)
+        with OtherLoad(entry):
+            self._one_core(name, classifier, entry)
 
     def _one_core(self, name: str, classifier: Classifier, entry: dict[str, Any]) -> None:
         spec = classifier.spec.input
