@@ -41,6 +41,17 @@ class TrainingSettings:
     augment: dict[str, float]
     val_split: float
     test_split: float
+    #: early stopping: improvements smaller than this do not count; never before this epoch
+    min_delta: float = 0.0
+    start_from_epoch: int = 0
+    #: learning rate x ``lr_factor`` after ``lr_patience`` epochs without improvement
+    lr_patience: int = 0
+    lr_factor: float = 1.0
+    #: transfer learning: the backbone's starting weights, the epochs that trained the head
+    #: alone, and the learning rate of the fine-tuning phase after them
+    weights: str | None = None
+    head_epochs: int = 0
+    fine_tune_learning_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class RunResult:
     test_accuracy: float | None
     parameters: int
     seconds: float
+    #: what the end-of-training checks found (accuracy near chance, input-blind outputs)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,13 @@ def _settings(fields: Fields) -> TrainingSettings:
         augment=augment,
         val_split=fields.number("val_split", 0, 1),
         test_split=fields.number("test_split", 0, 1),
+        min_delta=fields.number("min_delta", 0, default=0.0),
+        start_from_epoch=fields.integer("start_from_epoch", 0, default=0),
+        lr_patience=fields.integer("lr_patience", 0, default=0),
+        lr_factor=fields.number("lr_factor", 0, 1, default=1.0),
+        weights=fields.string("weights", default=None),
+        head_epochs=fields.integer("head_epochs", 0, default=0),
+        fine_tune_learning_rate=fields.number("fine_tune_learning_rate", 0, default=None),
     )
 
 
@@ -256,4 +276,5 @@ def _result(fields: Fields) -> RunResult:
         test_accuracy=fields.number("test_accuracy", 0, 1, default=None),
         parameters=fields.integer("parameters", 0),
         seconds=fields.number("seconds", 0),
+        warnings=tuple(fields.strings("warnings", default=())),
     )

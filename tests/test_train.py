@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,11 +88,12 @@ def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_architecture_builds(name: str) -> None:
     arch = ARCHITECTURES[name]
     classes = next((n for (a, n) in EXPECTED_PARAMS if a == name), 4)
-    model = build_model(name, classes)
+    model = build_model(name, classes, **({"weights": "none"} if arch.backbone else {}))
     h, w = arch.input_size
     assert tuple(model.input.shape) == (None, h, w, arch.channels)
     assert tuple(model.output.shape) == (None, classes)
-    assert model.layers[1].__class__.__name__ == "Rescaling"
+    if arch.backbone is None:  # backbones rescale inside (or get their own preprocess layer)
+        assert model.layers[1].__class__.__name__ == "Rescaling"
     assert model.input.dtype == "float32"
     if (name, classes) in EXPECTED_PARAMS:
         assert model.count_params() == EXPECTED_PARAMS[(name, classes)]
@@ -240,7 +242,8 @@ def test_train_writes_a_complete_run_dir(tiny_shapes: Path, tmp_path) -> None:
         "fit": "crop",
         "interpolation": "area",
     }
-    assert set(config["input"]) == {f.name for f in dataclasses.fields(InputSpec)}
+    optional = {"anchor", "pad_value"}  # written only when not the default
+    assert set(config["input"]) == {f.name for f in dataclasses.fields(InputSpec)} - optional
     assert config["architecture"] == "edge" and config["output"] == "probabilities"
     assert config["labels"] == list(SHAPE_LABELS) and config["seed"] == 1
     assert config["data"]["layout"] == "split"
@@ -351,3 +354,76 @@ def test_cli_train_and_force(tiny_shapes: Path, tmp_path) -> None:
         "flip": 1.0,
         "rotation": 0.1,
     }
+
+
+# --- early stopping and transfer learning ---------------------------------------------------------
+
+
+def test_stopping_schedule_scales_with_the_epoch_budget() -> None:
+    from edgecnn.train.trainer import stopping_schedule
+
+    # the issue's case: mnist (patience 3) asked for 15 epochs
+    assert stopping_schedule(3, 15, None) == {
+        "patience": 4,
+        "start_from_epoch": 7,
+        "lr_patience": 2,
+    }
+    assert stopping_schedule(3, 40, None)["patience"] == 10
+    assert stopping_schedule(6, 8, None)["patience"] == 6  # never below the architecture's
+    assert stopping_schedule(3, 15, 0)["patience"] == 0  # 0: never stop early
+    assert stopping_schedule(3, 15, 2) == {"patience": 2, "start_from_epoch": 7, "lr_patience": 1}
+
+
+@pytest.mark.slow
+def test_transfer_learning_two_phases_and_export(tiny_shapes: Path, tmp_path) -> None:
+    """MobileNetV3Small from random weights at 64x64: head first, then the backbone's top; the
+    run records its schedule, and the exported model needs no normalization flags."""
+    from edgecnn.export import ExportOptions, export_model
+
+    lines: list[str] = []
+    result = train(
+        tiny_shapes,
+        "mobilenetv3small",
+        tmp_path / "run",
+        input_size=(64, 64),
+        epochs=3,
+        batch_size=8,
+        weights="none",
+        augment="none",
+        log=lines.append,
+    )
+    settings = result.config.settings
+    assert settings.weights == "none" and settings.head_epochs == 2
+    assert settings.fine_tune_learning_rate == pytest.approx(settings.learning_rate / 10)
+    assert result.epochs_run == 3
+    assert any(line.startswith("phase 1") for line in lines)
+    assert any(line.startswith("phase 2: fine-tuning the top") for line in lines)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["weights"] == "none" and saved["head_epochs"] == 2
+    assert saved["min_delta"] > 0 and saved["lr_schedule"] == "plateau"
+    out = tmp_path / "m.onnx"
+    report = export_model(tmp_path / "run", out, ExportOptions(latency=False, force=True)).report
+    assert report["verification"]["top1_agreement"] >= 0.999
+
+
+@pytest.mark.slow
+def test_imagenet_weights_offline_are_refused_naming_the_cache(tmp_path) -> None:
+    """No network (name resolution fails, as on this machine) and an empty Keras cache."""
+    code = (
+        "import socket\n"
+        "def offline(*a, **k):\n"
+        "    raise socket.gaierror(-3, 'Temporary failure in name resolution')\n"
+        "socket.getaddrinfo = offline\n"
+        "from edgecnn.errors import EdgecnnError\n"
+        "from edgecnn.train import build_model\n"
+        "try:\n"
+        "    build_model('mobilenetv3small', 3, (64, 64), weights='imagenet')\n"
+        "except EdgecnnError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("ERROR"))
+    assert "not in Keras' cache and could not be downloaded" in line
+    assert str(tmp_path / "keras" / "models") in line and ".h5" in line
+    assert "weights 'none'" in line

@@ -20,7 +20,7 @@ def _arch_table() -> str:
     for a in ARCHITECTURES.values():
         h, w = a.input_size
         rows.append(
-            f"{a.name:<8} {f'{h}x{w}x{a.channels}':<10} {a.optimizer:<7} lr {a.learning_rate:<7g} "
+            f"{a.name:<16} {f'{h}x{w}x{a.channels}':<10} {a.optimizer:<7} lr {a.learning_rate:<7g} "
             f"epochs {a.epochs:<3} batch {a.batch_size:<3} {a.output:<13} {a.summary}"
         )
     return "\n".join(rows)
@@ -62,7 +62,9 @@ def _list_archs(ctx: click.Context, _: click.Parameter, value: bool) -> None:
     "--patience",
     type=click.IntRange(0),
     default=None,
-    help="Early-stopping patience in epochs (0: never stop early).",
+    help="Early-stopping patience in epochs (0: never stop early) [default: a quarter of "
+    "--epochs, at least the architecture's; stopping is only considered in the second half "
+    "of the epochs, after the learning rate was halved on the plateau].",
 )
 @click.option(
     "--monitor",
@@ -91,6 +93,12 @@ def _list_archs(ctx: click.Context, _: click.Parameter, value: bool) -> None:
     show_default=True,
     help="Test fraction carved from a flat dataset.",
 )
+@click.option(
+    "--weights",
+    default=None,
+    help="Transfer-learning architectures: the backbone's starting weights, imagenet (from "
+    "Keras' cache ~/.keras/models), none, or a weights FILE [default: imagenet].",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Decode threads.")
 @click.option("--force", is_flag=True, help="Overwrite a run folder that holds a model.")
@@ -118,6 +126,7 @@ def train(
     augment: str,
     val_split: float,
     test_split: float,
+    weights: str | None,
     seed: int,
     workers: int | None,
     force: bool,
@@ -147,6 +156,7 @@ def train(
         test_split=test_split,
         seed=seed,
         workers=workers,
+        weights=weights,
         force=force,
         log=click.echo,
         warn=lambda message: click.echo(message, err=True),

@@ -24,7 +24,7 @@ class Architecture:
 
     name: str
     summary: str
-    builder: Callable[[Any, Any, int], Any]  # (keras, rescaled input tensor, classes) -> outputs
+    builder: Callable[[Any, Any, int], Any] | None  # (keras, rescaled input, classes) -> outputs
     input_size: tuple[int, int]
     color: str = "rgb"
     optimizer: str = "adam"
@@ -35,8 +35,14 @@ class Architecture:
     batch_size: int = 32
     patience: int = 5
     monitor: str = "val_accuracy"
-    lr_schedule: str = "constant"  # or "plateau": halve the rate when val_loss stalls
     augment: dict[str, float] = field(default_factory=dict)
+    #: transfer learning: a ``keras.applications`` name, its keyword arguments, the rescale
+    #: (scale, offset) from 0..255 it needs (None: it preprocesses itself), and how many of the
+    #: epochs train the head alone before the top of the backbone is fine-tuned
+    backbone: str | None = None
+    backbone_options: dict[str, Any] = field(default_factory=dict)
+    backbone_preprocess: tuple[float, float] | None = None
+    head_epochs: int = 0
 
     @property
     def channels(self) -> int:
@@ -149,7 +155,6 @@ ARCHITECTURES: dict[str, Architecture] = {
             epochs=20,
             batch_size=32,
             patience=6,
-            lr_schedule="plateau",
             augment={**_DEFAULT_AUGMENT, "vflip": 1, "rotation": 0.5},
         ),
         Architecture(
@@ -222,6 +227,50 @@ ARCHITECTURES: dict[str, Architecture] = {
         ),
     )
 }
+
+
+def _backbone(name: str, application: str, summary: str, **changes: Any) -> Architecture:
+    """A Keras Applications backbone at its native 224x224, fine-tuned in two phases."""
+    defaults: dict[str, Any] = {
+        "input_size": (224, 224),
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "epochs": 12,
+        "head_epochs": 4,
+        "batch_size": 32,
+        "patience": 3,
+        "augment": {"flip": 1, "rotation": 0.1, "zoom": 0.1, "brightness": 0.2},
+        "backbone": application,
+    }
+    return Architecture(name, summary, None, **{**defaults, **changes})
+
+
+for _arch in (
+    _backbone(
+        "mobilenetv2",
+        "MobileNetV2",
+        "transfer learning: MobileNetV2 backbone (ImageNet weights), 2.3 M params",
+        backbone_preprocess=(1 / 127.5, -1.0),
+    ),
+    _backbone(
+        "mobilenetv3small",
+        "MobileNetV3Small",
+        "transfer learning: MobileNetV3Small backbone (ImageNet weights), 0.9 M params",
+        backbone_options={"include_preprocessing": True},
+    ),
+    _backbone(
+        "mobilenetv3large",
+        "MobileNetV3Large",
+        "transfer learning: MobileNetV3Large backbone (ImageNet weights), 3.0 M params",
+        backbone_options={"include_preprocessing": True},
+    ),
+    _backbone(
+        "efficientnetb0",
+        "EfficientNetB0",
+        "transfer learning: EfficientNetB0 backbone (ImageNet weights), 4.0 M params",
+    ),
+):
+    ARCHITECTURES[_arch.name] = _arch
 DEFAULT_ARCH = "edge"
 
 
@@ -240,17 +289,38 @@ def build_model(
     num_classes: int,
     input_size: tuple[int, int] | None = None,
     channels: int | None = None,
+    weights: str = "imagenet",
 ) -> Any:
-    """Build the Keras model: Input ``image`` (float32 0..255) -> Rescaling(1/255) -> network."""
+    """Build the Keras model: Input ``image`` (float32 0..255) -> Rescaling(1/255) -> network.
+
+    A backbone architecture keeps 0..255 and its own preprocessing instead; ``weights``
+    (imagenet, none or a file) only applies to those.
+    """
     keras = _deps.keras()
     spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
     if num_classes < 2:
         raise EdgecnnError(f"a classifier needs at least 2 classes, not {num_classes}")
     height, width = input_size or spec.input_size
-    inputs = keras.Input((height, width, channels or spec.channels), name="image")
+    channels = channels or spec.channels
+    inputs = keras.Input((height, width, channels), name="image")
+    if spec.backbone is not None:
+        from edgecnn.train import backbones
+
+        if channels != 3:
+            raise EdgecnnError(f"{spec.name} is an RGB backbone; it cannot take gray images")
+        outputs = backbones.build(
+            keras,
+            inputs,
+            spec.backbone,
+            spec.backbone_options,
+            num_classes,
+            weights,
+            spec.backbone_preprocess,
+        )
+        return keras.Model(inputs, outputs, name=spec.name)
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     try:
-        outputs = spec.builder(keras, x, num_classes)
+        outputs = spec.builder(keras, x, num_classes)  # type: ignore[misc]
     except ValueError as exc:  # a valid conv / pool ran out of pixels
         raise EdgecnnError(
             f"input size {height}x{width} is too small for architecture {spec.name!r} "

@@ -24,11 +24,12 @@ from edgecnn._version import __version__
 from edgecnn.data.datasets import Dataset, discover, resolve_splits
 from edgecnn.errors import DatasetError, EdgecnnError
 from edgecnn.run_config import LABELS_FILE, RunConfig, RunData, RunResult, TrainingSettings
+from edgecnn.runtime.prediction import softmax
 from edgecnn.spec import InputSpec
-from edgecnn.tools import plots
+from edgecnn.tools import model_health, plots
 from edgecnn.tools.metrics import classification_report
 from edgecnn.tools.report_files import write_json
-from edgecnn.train import history
+from edgecnn.train import backbones, history
 from edgecnn.train.architectures import (
     Architecture,
     build_model,
@@ -53,6 +54,25 @@ MONITORS = ("val_accuracy", "val_loss")
 INTERPOLATION = "area"
 
 Log = Callable[[str], None]
+#: Early stopping: a change smaller than this (accuracy or loss) is no improvement.
+MIN_DELTA = 1e-3
+#: On a plateau the learning rate is multiplied by this (down to 1/100 of the start).
+LR_FACTOR = 0.5
+
+
+def stopping_schedule(arch_patience: int, epochs: int, patience: int | None) -> dict[str, int]:
+    """Patience, first epoch early stopping may count from, and the plateau's LR patience.
+
+    A small validation set is noisy: a fixed patience of 3 cut a still-improving 15-epoch run at
+    epoch 8. So, unless the caller set a patience, it grows with the budget (a quarter of the
+    epochs, at least the architecture's), stopping is only considered in the second half of the
+    budget, and the learning rate is halved after half the patience without improvement, so a
+    plateau first gets a smaller step before the run is stopped. ``patience=0``: never stop.
+    """
+    if patience is None:
+        patience = max(arch_patience, math.ceil(epochs / 4))
+    lr_patience = max(1, (patience or max(arch_patience, math.ceil(epochs / 4))) // 2)
+    return {"patience": patience, "start_from_epoch": epochs // 2, "lr_patience": lr_patience}
 
 
 @dataclass
@@ -110,6 +130,12 @@ class TrainSettings:
     test_split: float
     seed: int
     workers: int | None
+    min_delta: float = MIN_DELTA
+    start_from_epoch: int = 0
+    lr_patience: int = 1
+    lr_factor: float = LR_FACTOR
+    weights: str | None = None  # backbones only: imagenet, none or a file
+    head_epochs: int = 0  # backbones only: epochs before the top of the backbone is unfrozen
 
     @property
     def mode(self) -> str:
@@ -136,14 +162,17 @@ def train(
     test_split: float = 0.0,
     seed: int = 42,
     workers: int | None = None,
+    weights: str | None = None,
     force: bool = False,
     log: Log | None = None,
     warn: Log | None = None,
 ) -> TrainResult:
     """Train ``arch`` on the image folder ``data_dir`` and write the run to ``out``.
 
-    Options left as None take the architecture's tutorial defaults. ``log`` receives progress
-    lines (one per epoch), ``warn`` the skipped files; both are silent when None.
+    Options left as None take the architecture's tutorial defaults. ``weights`` (imagenet by
+    default, none, or a weights file) is for the transfer-learning backbones. ``log`` receives
+    progress lines (one per epoch), ``warn`` the skipped files and end-of-training warnings;
+    both are silent when None.
     """
     log, warn = log or _quiet, warn or _quiet
     started = time.perf_counter()
@@ -162,23 +191,27 @@ def train(
         test_split=test_split,
         seed=seed,
         workers=workers,
+        weights=weights,
     )
     dataset, splits = _load_splits(data_dir, settings, num_classes)
     run_dir = prepare_run_dir(out, force)
     keras = _deps.keras()
     keras.utils.set_random_seed(seed)
+    # the model first: a backbone whose weights cannot be found fails before minutes of decoding
+    model = _compiled_model(settings, len(dataset.labels))
     caches = _build_caches(splits, settings, run_dir, log, warn)
     _check_caches(caches, dataset.labels)
-
-    model = _compiled_model(settings, len(dataset.labels))
     rows = _fit(keras, model, caches, settings, run_dir, log)
     model.save(run_dir / "model.keras")  # best weights (restored by EarlyStopping)
     scores = [r[settings.monitor] for r in rows]
     best = int(np.nanargmax(scores) if settings.mode == "max" else np.nanargmin(scores))
     test_report = _test_report(model, caches, dataset.labels, settings, run_dir)
+    problems = _health(model, caches["validation"], dataset.labels, settings)
+    for line in problems:
+        warn(f"warning: {line}")
     seconds = time.perf_counter() - started
     config = _run_config(
-        settings, dataset, caches, rows, best, test_report, model, seconds, data_dir
+        settings, dataset, caches, rows, best, test_report, model, seconds, data_dir, problems
     )
     _write_run(run_dir, config, rows, best, settings)
     for split in caches:
@@ -215,20 +248,27 @@ def resolve_settings(
     test_split: float = 0.0,
     seed: int = 42,
     workers: int | None = None,
+    weights: str | None = None,
 ) -> TrainSettings:
     """Fill the options left as None from the architecture and check them (before any work)."""
     spec_arch = get_architecture(arch)
     color = color or spec_arch.color
     height, width = input_size or spec_arch.input_size
     spec = InputSpec(height, width, 1 if color == "gray" else 3, color, "crop", INTERPOLATION)
+    epochs = epochs if epochs is not None else spec_arch.epochs
+    schedule = stopping_schedule(spec_arch.patience, epochs, patience)
     settings = TrainSettings(
         arch=spec_arch,
         input=spec,
-        epochs=epochs if epochs is not None else spec_arch.epochs,
+        epochs=epochs,
         batch_size=batch_size or spec_arch.batch_size,
         learning_rate=learning_rate or spec_arch.learning_rate,
         optimizer=optimizer or spec_arch.optimizer,
-        patience=patience if patience is not None else spec_arch.patience,
+        patience=schedule["patience"],
+        start_from_epoch=schedule["start_from_epoch"],
+        lr_patience=schedule["lr_patience"],
+        weights=(weights or "imagenet") if spec_arch.backbone else None,
+        head_epochs=min(spec_arch.head_epochs, epochs - 1) if spec_arch.backbone else 0,
         monitor=monitor or spec_arch.monitor,
         augment={},
         val_split=val_split,
@@ -236,6 +276,10 @@ def resolve_settings(
         seed=seed,
         workers=workers,
     )
+    if weights is not None and not spec_arch.backbone:
+        raise EdgecnnError(
+            f"`weights` applies to the transfer-learning architectures, not {spec_arch.name!r}"
+        )
     if settings.monitor not in MONITORS:
         raise EdgecnnError(f"`monitor` {settings.monitor!r} is not one of {', '.join(MONITORS)}")
     if (
@@ -305,7 +349,13 @@ def _build_caches(
 def _compiled_model(settings: TrainSettings, num_classes: int) -> Any:
     """The architecture with a ``num_classes`` head, compiled with the run's optimizer and loss."""
     spec = settings.input
-    model = build_model(settings.arch, num_classes, (spec.height, spec.width), spec.channels)
+    model = build_model(
+        settings.arch,
+        num_classes,
+        (spec.height, spec.width),
+        spec.channels,
+        weights=settings.weights or "imagenet",
+    )
     model.compile(
         optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
         loss=make_loss(settings.arch.loss),
@@ -319,24 +369,29 @@ def _callbacks(
 ) -> list[Any]:
     """Per-epoch log line, best-model checkpoint, early stopping and the LR schedule."""
     monitor, mode, patience = settings.monitor, settings.mode, settings.patience
+    delta = settings.min_delta
     callbacks = [
         _EpochLogger(keras, rows, settings.epochs, monitor, log).callback,
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "model.keras"), monitor=monitor, mode=mode, save_best_only=True
         ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            mode=mode,
+            factor=settings.lr_factor,
+            patience=settings.lr_patience,
+            min_delta=delta,
+            min_lr=settings.learning_rate / 100,
+        ),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode=mode,
             patience=patience or settings.epochs + 1,
+            min_delta=delta,
+            start_from_epoch=settings.start_from_epoch,
             restore_best_weights=True,
         ),
     ]
-    if settings.arch.lr_schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=max(2, patience // 2), min_lr=1e-5
-            )
-        )
     return callbacks
 
 
@@ -365,14 +420,24 @@ def _fit(
         f"training {settings.arch.name} ({model.count_params():,} parameters) on "
         f"{len(caches['train'])} images, validating on {len(caches['validation'])}"
     )
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=settings.epochs,
-        callbacks=_callbacks(keras, settings, run_dir, rows, log),
-        verbose=0,
-        shuffle=False,
-    )  # the pipeline shuffles
+    callbacks = _callbacks(keras, settings, run_dir, rows, log)
+    fit = {"validation_data": val_ds, "callbacks": callbacks, "verbose": 0, "shuffle": False}
+    head = settings.head_epochs
+    if head <= 0:
+        model.fit(train_ds, epochs=settings.epochs, **fit)  # the pipeline shuffles
+        return rows
+    log(f"phase 1: the head alone for {head} epoch(s), backbone frozen")
+    model.fit(train_ds, epochs=head, **fit)
+    unfrozen = backbones.unfreeze_top(model)
+    rate = settings.learning_rate * backbones.FINE_TUNE_LR_FACTOR
+    model.compile(
+        optimizer=make_optimizer(settings.optimizer, rate),
+        loss=make_loss(settings.arch.loss),
+        metrics=["accuracy"],
+    )
+    log(f"phase 2: fine-tuning the top {unfrozen} backbone layer(s) at learning rate {rate:g}")
+    model.fit(train_ds, initial_epoch=head, epochs=settings.epochs, **fit)
+    model.load_weights(run_dir / "model.keras")  # the best epoch of either phase
     return rows
 
 
@@ -407,6 +472,7 @@ def _run_config(
     model: Any,
     seconds: float,
     data_dir: str | Path,
+    problems: tuple[str, ...] = (),
 ) -> RunConfig:
     """The run's ``config.json``: what export needs plus every setting and the data counts."""
     labels = dataset.labels
@@ -423,8 +489,19 @@ def _run_config(
             optimizer=settings.optimizer,
             learning_rate=settings.learning_rate,
             loss=settings.arch.loss,
-            lr_schedule=settings.arch.lr_schedule,
+            lr_schedule="plateau",
             patience=settings.patience,
+            min_delta=settings.min_delta,
+            start_from_epoch=settings.start_from_epoch,
+            lr_patience=settings.lr_patience,
+            lr_factor=settings.lr_factor,
+            weights=settings.weights,
+            head_epochs=settings.head_epochs,
+            fine_tune_learning_rate=(
+                settings.learning_rate * backbones.FINE_TUNE_LR_FACTOR
+                if settings.head_epochs
+                else None
+            ),
             monitor=settings.monitor,
             augment=dict(settings.augment),
             val_split=settings.val_split,
@@ -453,11 +530,29 @@ def _run_config(
             test_accuracy=test_report["accuracy"] if test_report else None,
             parameters=int(model.count_params()),
             seconds=round(seconds, 2),
+            warnings=problems,
         ),
         edgecnn_version=__version__,
         versions={"keras": _deps.keras().__version__, "tensorflow": _tf_version()},
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+
+
+def _health(
+    model: Any, cache: Cache, labels: tuple[str, ...], settings: TrainSettings
+) -> tuple[str, ...]:
+    """End-of-training checks on the validation images with the kept (best) weights: outputs
+    that do not depend on the input, and accuracy near chance (a run too short to learn)."""
+    scores = model.predict(
+        cache.images.astype(np.float32), batch_size=settings.batch_size, verbose=0
+    )
+    probs = softmax(scores) if settings.arch.output == "logits" else np.asarray(scores)
+    accuracy = float((probs.argmax(axis=1) == cache.targets).mean())
+    found = [
+        model_health.output_problem(probs),
+        model_health.accuracy_problem(accuracy, cache.targets, len(labels)),
+    ]
+    return tuple(f"validation {line}" for line in found if line)
 
 
 def _pairs(cache: Cache) -> tuple[tuple[str, int], ...]:
