@@ -335,3 +335,9 @@ def test_live_prints_a_line_per_second_unless_asked_and_an_honest_header(tmp_pat
     assert "\\n" not in result.stderr  # the summary's lines are lines
     per_event = CliRunner().invoke(cli, [*args, "--console", "event"])
     assert len(per_event.stdout.splitlines()) == 3 and "red 1.000" in per_event.stdout
+
+
+def test_verbose_after_the_verb_says_where_it_goes() -> None:
+    result = invoke("info", "-v")
+    assert result.exit_code == 2 and "edgecnn -v VERB" in result.output
+    assert invoke("-v", "info").exit_code == 0

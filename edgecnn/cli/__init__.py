@@ -74,6 +74,10 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            if exc.option_name in ("-v", "--verbose"):  # `edgecnn train -v`: say where it goes
+                exc.message = exc.message.rstrip(".") + ": -v goes before the verb, edgecnn -v VERB"
+            raise
         except EdgecnnError as exc:  # expected failure: one line, exit 1
             name = ctx.invoked_subcommand
             command = self.get_command(ctx, name) if name else None
