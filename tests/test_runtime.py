@@ -54,7 +54,7 @@ def test_spec_and_provider_are_what_runs(color_model_path):
     assert clf.spec.input.shape == (16, 16, 3)
     status = cuda_status()
     if not status.loadable:
-        assert clf.provider.startswith("CPUExecutionProvider")  # single frames: onnxruntime
+        assert "CPUExecutionProvider" in clf.provider  # alone, or racing OpenVINO under auto
         if status.reason == NO_GPU:
             assert clf.provider_note is None  # nothing to fix: no note on every command
         else:

@@ -1,28 +1,25 @@
 """Which engine runs a model: explicit requests, the ``auto`` rules, and what each engine can do.
 
 An explicit engine (``cpu``, ``openvino``, ``cuda``, ``tensorrt``) either opens or raises
-:class:`ProviderError` with the reason; it never falls back. ``auto`` follows static rules
-measured on this project's machines (``benchmarks/engines_speed.py``) and always says what it
-chose and why (:attr:`Choice.reason`):
+:class:`ProviderError` with the reason; it never falls back. ``auto`` always says what it chose
+and why (:attr:`Choice.reason`; :mod:`edgecnn.runtime.engines.racing` for the race):
 
 1. An NVIDIA GPU whose CUDA libraries load: ``cuda`` (TensorRT only when asked: its first
    build of an engine takes minutes).
-2. Otherwise, with OpenVINO installed: batches of :data:`SPLIT_BATCH` images or more run on
-   OpenVINO THROUGHPUT (the batch split between asynchronous requests: 1.4-2x onnxruntime on
-   every CPU model measured); smaller batches (single frames) on onnxruntime CPU for models up
-   to :data:`SMALL_MODEL_BYTES` (its per-call overhead is the lowest) and on OpenVINO LATENCY
-   for larger ones.
+2. Otherwise, with OpenVINO installed, the candidates race on the real batches and the fastest
+   per batch-size class runs them: for models up to :data:`SMALL_MODEL_BYTES` onnxruntime CPU,
+   OpenVINO THROUGHPUT and OpenVINO LATENCY; for larger ones the two OpenVINO modes (measured:
+   onnxruntime is 1.4-2x slower than OpenVINO on every seed-sized model, and a third copy of
+   a large model's weights is not worth it).
 3. Without OpenVINO: onnxruntime CPU, and the reason says what ``edgecnn[openvino]`` would add.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
-import threading
 from dataclasses import dataclass, replace
-
-import numpy as np
 
 from edgecnn.errors import MissingDependencyError, ProviderError
 from edgecnn.runtime.engines.base import (
@@ -33,28 +30,32 @@ from edgecnn.runtime.engines.base import (
     ModelSource,
     first_line,
 )
+from edgecnn.runtime.engines.racing import RacingEngine
 from edgecnn.runtime.providers import NO_GPU, cuda_status, nvidia_driver
 
-#: What each engine's ``provider`` says (known before it opens).
-PROVIDER_NAMES = {
-    "cpu": "CPUExecutionProvider",
-    "openvino": "OpenVINO:CPU",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
-#: Batches at least this large go to OpenVINO THROUGHPUT under ``auto``.
-SPLIT_BATCH = 4
-#: Models up to this file size run single frames on onnxruntime CPU under ``auto``.
+#: Models up to this file size also race on onnxruntime CPU under ``auto``.
 SMALL_MODEL_BYTES = 8 << 20
+#: How each candidate is named in ``auto``'s choices.
+LABELS = {
+    ("cpu", "latency"): "CPUExecutionProvider",
+    ("openvino", "latency"): "OpenVINO:CPU LATENCY",
+    ("openvino", "throughput"): "OpenVINO:CPU THROUGHPUT",
+    ("cuda", "latency"): "CUDAExecutionProvider",
+    ("tensorrt", "latency"): "TensorrtExecutionProvider",
+}
 
 
 @dataclass(frozen=True)
 class Route:
-    """One engine of a plan and the smallest batch it takes."""
+    """One engine of a plan, with its options."""
 
     engine: str
     options: EngineOptions
-    min_batch: int = 1
+
+    @property
+    def label(self) -> str:
+        """How ``auto`` names this candidate."""
+        return LABELS.get((self.engine, self.options.mode), self.engine)
 
 
 @dataclass(frozen=True)
@@ -96,19 +97,16 @@ def choose(
             "1.4-2x faster on most CPUs)",
             note,
         )
-    batches = Route("openvino", replace(options, mode="throughput"), SPLIT_BATCH)
-    small = model_bytes <= SMALL_MODEL_BYTES
-    single = Route("cpu", options) if small else Route("openvino", options)
-    why_single = (
-        "onnxruntime for smaller batches (a small model: lowest per-call overhead)"
-        if small
-        else "OpenVINO LATENCY for smaller batches (a large model)"
-    )
-    return Choice(
-        (single, batches),
-        f"CPU; OpenVINO THROUGHPUT for batches of {SPLIT_BATCH}+, {why_single}",
-        note,
-    )
+    throughput = Route("openvino", replace(options, mode="throughput"))
+    latency = Route("openvino", replace(options, mode="latency"))
+    if model_bytes <= SMALL_MODEL_BYTES:
+        routes = (Route("cpu", options), throughput, latency)
+        why = "a small model"
+    else:
+        routes = (throughput, latency)
+        why = "a large model: OpenVINO only"
+    names = ", ".join(r.label for r in routes)
+    return Choice(routes, f"CPU, {why}: the fastest of {names} per batch size, measured", note)
 
 
 def open_engine(
@@ -130,7 +128,8 @@ def open_engine(
     )
     if len(choice.routes) == 1:
         return open_route(model, choice.routes[0]), choice
-    return RoutedEngine(model, choice.routes), choice
+    openers = [functools.partial(open_route, model, route) for route in choice.routes]
+    return RacingEngine(openers, [r.label for r in choice.routes]), choice
 
 
 def open_route(model: ModelSource, route: Route) -> Engine:
@@ -149,61 +148,6 @@ def _size(model: ModelSource) -> int:
         return os.path.getsize(model)
     except OSError:
         return 0  # the engine reports the missing file
-
-
-class RoutedEngine(Engine):
-    """Several engines over one model, each taking the batch sizes it is fastest at.
-
-    The first route opens at once (it answers for inputs, outputs and metadata); the others
-    open on the first batch they take, so a process that only ever runs single frames never
-    pays for them."""
-
-    name = "auto"
-
-    def __init__(self, model: ModelSource, routes: tuple[Route, ...]) -> None:
-        self.model = model
-        self.routes = sorted(routes, key=lambda r: r.min_batch)
-        first = open_route(model, self.routes[0])
-        self.engines: list[Engine | None] = [first] + [None] * (len(self.routes) - 1)
-        self.inputs, self.outputs, self.metadata = first.inputs, first.outputs, first.metadata
-        self._lock = threading.Lock()
-
-    def engine_for(self, batch_size: int) -> Engine:
-        """The engine that runs batches of ``batch_size`` (opened now if needed)."""
-        index = max(i for i, r in enumerate(self.routes) if batch_size >= r.min_batch)
-        engine = self.engines[index]
-        if engine is None:
-            with self._lock:
-                engine = self.engines[index]
-                if engine is None:
-                    engine = open_route(self.model, self.routes[index])
-                    self.engines[index] = engine
-        return engine
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.engine_for(len(batch)).run(batch)
-
-    @property
-    def provider(self) -> str:
-        return " / ".join(self._names(lambda e, r: e.provider if e else PROVIDER_NAMES[r.engine]))
-
-    def describe(self) -> str:
-        return "; ".join(self._names(lambda e, r: e.describe() if e else f"{r.engine} (not open)"))
-
-    def _names(self, text: object) -> list[str]:
-        out = []
-        for i, (route, engine) in enumerate(zip(self.routes, self.engines, strict=True)):
-            end = self.routes[i + 1].min_batch - 1 if i + 1 < len(self.routes) else None
-            span = f"batch {route.min_batch}+" if end is None else f"batch {route.min_batch}-{end}"
-            if route.min_batch == end:
-                span = f"batch {end}"
-            out.append(f"{text(engine, route)} [{span}]")  # type: ignore[operator]
-        return out
-
-    def close(self) -> None:
-        for engine in self.engines:
-            if engine is not None:
-                engine.close()
 
 
 @dataclass(frozen=True)
