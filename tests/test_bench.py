@@ -120,18 +120,21 @@ def test_cpu_info_reads_flags(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "vnni"), [("avx2 avx_vnni", True), ("avx2 amx_int8", True), ("avx2 avx512f", False)]
 )
-def test_vnni_flag_decides_int8_reduce_range(
-    flags: str, vnni: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_vnni_flag_decides_the_int8_warning_not_the_export(
+    flags: str, vnni: bool, tmp_path: Path
 ) -> None:
-    """Export reads the CPU through machine.cpu_info, like bench and doctor."""
-    from edgecnn.export import quantize
+    """machine.cpu_info reads VNNI (also for bench and doctor); export no longer follows the
+    exporting CPU (models move: portable unless a target is named), load warns instead."""
+    from edgecnn.export.quantize import QuantSettings
+    from edgecnn.tools.machine import int8_target_problem
 
     info = tmp_path / "cpuinfo"
     info.write_text(f"model name\t: Test CPU\nflags\t\t: fpu {flags}\n")
-    assert cpu_info(str(info))["vnni"] is vnni
-    monkeypatch.setattr(quantize, "cpu_info", lambda: cpu_info(str(info)))
-    monkeypatch.setattr(quantize.platform, "machine", lambda: "x86_64")
-    assert quantize.default_reduce_range() is (not vnni)
+    cpu = cpu_info(str(info))
+    assert cpu["vnni"] is vnni
+    assert QuantSettings().resolved().reduce_range is True
+    vnni_model = QuantSettings(target="vnni").to_dict()
+    assert (int8_target_problem(vnni_model, cpu) is None) is vnni
     assert cpu_info(str(tmp_path / "missing"))["vnni"] is False
 
 

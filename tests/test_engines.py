@@ -18,6 +18,7 @@ from edgecnn.runtime.engines.registry import (
     open_engine,
 )
 from edgecnn.runtime.providers import NO_GPU
+from tests.conftest import write_color_image
 
 STATUS = {s.engine: s for s in engine_statuses()}
 LOADS = [name for name in ENGINES if STATUS[name].loads]
@@ -141,3 +142,42 @@ def test_auto_races_real_engines_and_says_what_runs(batch):
     assert engine.provider.endswith("[batch 1]")
     assert engine.engine_for(1) is not None
     assert all(r.label in engine.describe() for r in choice.routes)  # each one's ms/image
+
+
+def test_doctor_lists_every_engine_and_a_machine_without_nvidia_driver_gets_no_cuda_note(
+    color_model_path, tmp_path
+):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+    from edgecnn.runtime.providers import nvidia_driver
+
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 0, result.output
+    for name in ENGINES:
+        assert f"  {name} " in result.output
+    image = tmp_path / "red.png"
+    write_color_image(image, "red")
+    classified = CliRunner().invoke(cli, ["classify", str(image), "-m", str(color_model_path)])
+    assert classified.exit_code == 0, classified.output
+    if not nvidia_driver():
+        assert "CUDA: no (no NVIDIA GPU)" in result.output
+        assert "note:" not in classified.stderr  # no CUDA library note on every command
+
+
+def test_int8_defaults_to_portable_and_a_vnni_model_warns_on_a_cpu_without_vnni():
+    from edgecnn.export.quantize import QuantSettings
+    from edgecnn.tools.machine import int8_target_problem
+
+    default = QuantSettings().resolved()
+    assert default.reduce_range is True and default.target == "portable"
+    vnni = QuantSettings(target="vnni").resolved()
+    assert vnni.reduce_range is False and vnni.to_dict()["target"] == "vnni"
+    avx2_box = {"vnni": False, "avx2": True, "avx512": False}
+    assert int8_target_problem(default.to_dict(), avx2_box) is None
+    problem = int8_target_problem(vnni.to_dict(), avx2_box)
+    assert "vnni" in problem and "--int8-target portable" in problem
+    assert int8_target_problem(vnni.to_dict(), {**avx2_box, "vnni": True}) is None
+    arm = {"vnni": False, "avx2": False, "avx512": False}
+    assert int8_target_problem(vnni.to_dict(), arm) is None
+    assert int8_target_problem({"reduce_range": False, "weights": "int8"}, avx2_box)  # older

@@ -12,7 +12,7 @@ from edgecnn.tools.doctor import report
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(as_json: bool) -> None:
-    """Check versions, which onnxruntime providers really load, display, cameras, CPU flags."""
+    """Check versions, which engines really load (and their devices), display, cameras, CPU."""
     data = report()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -24,6 +24,13 @@ def doctor(as_json: bool) -> None:
         "packages: " + ", ".join(f"{k} {v}" for k, v in data["packages"].items()),
         f"onnxruntime providers available: {', '.join(data['providers_available'])}",
         f"CUDA: {'yes' if data['cuda_loads'] else 'no'} ({data['cuda_reason']})",
+        "engines (--provider NAME; auto picks among those that load):",
+        *[
+            f"  {e['engine']:<9} {'loads' if e['loads'] else 'no':<6} "
+            f"{', '.join(e['devices']) or '-':<12} "
+            f"{e['reason'] if e['installed'] else 'not installed: ' + e['reason']}"
+            for e in data["engines"]
+        ],
         f"OpenCV {data['opencv']}; window: {'yes' if data['window'] else 'no'} "
         f"({data['window_reason']})",
         f"cameras: {', '.join(data['cameras']) or 'none found'}",
@@ -33,9 +40,10 @@ def doctor(as_json: bool) -> None:
         ),
         "int8: "
         + (
-            "VNNI present: int8 without reduce_range"
+            "VNNI present: portable int8 models and those exported with --int8-target vnni "
+            "are exact here"
             if cpu["vnni"]
-            else "no VNNI: quantize with reduce_range (edgecnn export does by default)"
+            else "no VNNI: only portable int8 models (edgecnn export's default) are exact here"
         ),
     ]
     if both_ort:

@@ -6,7 +6,7 @@ import click
 
 from edgecnn.cli.flags import as_flags
 from edgecnn.export.model_source import OUTPUT_KINDS
-from edgecnn.export.quantize import METHODS
+from edgecnn.export.quantize import METHODS, TARGETS
 from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
 
 PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -133,7 +133,13 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 @click.option(
     "--reduce-range/--no-reduce-range",
     default=None,
-    help="7-bit weights; default: on for x86 CPUs without VNNI.",
+    help="7-bit weights; default: from --int8-target (on for portable).",
+)
+@click.option(
+    "--int8-target",
+    type=click.Choice(TARGETS),
+    help="CPUs the int8 model is for: portable (default: exact on every CPU), vnni (x86 with "
+    "VNNI/AMX: a little more accurate, can lose accuracy elsewhere), arm. Recorded in the model.",
 )
 @click.option("--opset", type=click.IntRange(17), default=17, show_default=True)
 @click.option(
@@ -169,6 +175,7 @@ def export(
     weights: str,
     per_channel: bool,
     reduce_range: bool | None,
+    int8_target: str | None,
     opset: int,
     unsafe: bool,
     no_latency: bool,
@@ -202,7 +209,9 @@ def export(
         calibration_count=calibration_count,
         verify=verify_dir,
         verify_count=verify_count,
-        quant=QuantSettings(activations, weights, per_channel, reduce_range, calibration_method),
+        quant=QuantSettings(
+            activations, weights, per_channel, reduce_range, calibration_method, int8_target
+        ),
         max_accuracy_drop=max_accuracy_drop,
         force=force,
         unsafe=unsafe,

@@ -3,8 +3,9 @@
 * ``int8`` (static, QDQ): activations and weights quantized with ranges calibrated on real images
   (the same :func:`~edgecnn.preprocess.load_image` pixels the runtime feeds). On x86 CPUs the fast
   integer kernels multiply uint8 activations by int8 weights (U8S8), so the defaults are uint8
-  activations, int8 per-channel weights, and ``reduce_range`` (7-bit weights) unless the CPU has
-  VNNI: without VNNI the AVX2 ``vpmaddubsw`` path can saturate 8-bit x 8-bit sums. The final
+  activations, int8 per-channel weights, and ``reduce_range`` (7-bit weights) unless the user
+  names a target that has VNNI (:data:`TARGETS`): without VNNI the AVX2 ``vpmaddubsw`` path can
+  saturate 8-bit x 8-bit sums, and a model moves to CPUs other than the one exporting it. The final
   Softmax stays float so probabilities keep full resolution and sum to 1.
 * ``int8-dynamic``: weights quantized offline, activations per batch at run time; no calibration.
 * ``fp16``: float16 weights and arithmetic for GPUs; uint8 input and float32 output are kept.
@@ -24,17 +25,20 @@ import numpy as np
 from edgecnn import _deps
 from edgecnn.errors import ExportError
 from edgecnn.export.convert import INPUT_NAME
-from edgecnn.tools.machine import cpu_info
 
 METHODS = ("minmax", "entropy", "percentile")
 _INT_TYPES = ("uint8", "int8")
 
 
-def default_reduce_range() -> bool:
-    """reduce_range helps x86 CPUs without VNNI (:func:`edgecnn.tools.machine.cpu_info`'s ``vnni``);
-    elsewhere (ARM, VNNI) it only costs accuracy."""
-    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-    return x86 and not cpu_info()["vnni"]
+#: The CPUs a static int8 model is quantized for, recorded in its metadata: ``portable``
+#: (7-bit weights, ``reduce_range``: exact on every CPU, the default), ``vnni`` (8-bit weights
+#: for x86 with VNNI / AMX: on x86 without VNNI onnxruntime's uint8 x int8 kernels can saturate)
+#: and ``arm``. The CPU the export runs on never decides: models move between machines.
+TARGETS = ("portable", "vnni", "arm")
+
+
+def _x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ class QuantSettings:
     activations: str = "uint8"
     weights: str = "int8"
     per_channel: bool = True
-    reduce_range: bool | None = None  # None: decided from the CPU
+    reduce_range: bool | None = None  # None: decided by ``target``
     method: str = "minmax"
+    target: str | None = None  # None: portable, or what an explicit reduce_range implies
 
     def resolved(self) -> QuantSettings:
         """Validated copy with ``reduce_range`` decided."""
@@ -53,15 +58,17 @@ class QuantSettings:
             raise ExportError("activation and weight types must be uint8 or int8")
         if self.method not in METHODS:
             raise ExportError(f"calibration method {self.method!r} is not one of {METHODS}")
-        if self.reduce_range is None:
-            return QuantSettings(
-                self.activations,
-                self.weights,
-                self.per_channel,
-                default_reduce_range(),
-                self.method,
-            )
-        return self
+        if self.target is not None and self.target not in TARGETS:
+            raise ExportError(f"int8 target {self.target!r} is not one of {', '.join(TARGETS)}")
+        reduce_range = self.reduce_range
+        if reduce_range is None:
+            reduce_range = self.target in (None, "portable")
+        target = self.target
+        if target is None:
+            target = "portable" if reduce_range else ("vnni" if _x86() else "arm")
+        return QuantSettings(
+            self.activations, self.weights, self.per_channel, reduce_range, self.method, target
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """For the metadata's ``quantization`` object."""

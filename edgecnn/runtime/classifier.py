@@ -25,6 +25,7 @@ from edgecnn.runtime.engines.registry import Choice, open_engine
 from edgecnn.runtime.prediction import Prediction, softmax
 from edgecnn.runtime.providers import CudaStatus, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
+from edgecnn.tools.machine import int8_target_problem
 from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
@@ -201,7 +202,13 @@ class Classifier:
                 precision="fp32",
                 extra={"foreign": True},
             )
-        return cls(engine, spec, path=name, choice=choice, foreign=foreign)
+        classifier = cls(engine, spec, path=name, choice=choice, foreign=foreign)
+        problem = int8_target_problem(spec.quantization)
+        if problem:  # a model exported elsewhere for other CPUs: say so once, at load
+            warnings.warn(f"{name}: {problem}", stacklevel=2)
+            note = classifier.provider_note
+            classifier.provider_note = f"{note}; {problem}" if note else problem
+        return classifier
 
     def _check_input(self, shape: list) -> None:
         dims = shape[2:4] + shape[1:2] if self._nchw else shape[1:4]

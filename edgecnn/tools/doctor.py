@@ -8,6 +8,7 @@ doctor can never say something the rest of edgecnn disagrees with.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import importlib.metadata
 import platform
@@ -18,6 +19,7 @@ import cv2
 import onnxruntime as ort
 
 from edgecnn._version import __version__
+from edgecnn.runtime.engines.registry import engine_statuses
 from edgecnn.runtime.providers import cuda_status
 from edgecnn.tools.machine import cpu_info
 
@@ -33,6 +35,7 @@ _PACKAGES = (
     "keras",
     "tf2onnx",
     "onnx",
+    "openvino",
 )
 
 
@@ -52,6 +55,7 @@ def report() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             continue
     status = cuda_status()
+    engines = [dataclasses.asdict(e) for e in engine_statuses()]
     window_problem = display_problem()
     return {
         "edgecnn": __version__,
@@ -61,6 +65,7 @@ def report() -> dict[str, Any]:
         "providers_available": ort.get_available_providers(),
         "cuda_loads": status.loadable,
         "cuda_reason": status.reason,
+        "engines": engines,
         "opencv": cv2.__version__,
         "window": window_problem is None,
         "window_reason": window_problem or "a window opens here",

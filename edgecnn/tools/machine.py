@@ -136,3 +136,26 @@ def others_share(record: dict[str, Any]) -> float | None:
     if not wall:
         return None
     return min(1.0, record["others_cpu_s"] / (wall * (os.cpu_count() or 1)))
+
+
+def int8_target_problem(
+    quantization: dict[str, Any] | None, cpu: dict[str, Any] | None = None
+) -> str | None:
+    """Why an int8 model may lose accuracy on this CPU, or None.
+
+    A model quantized without ``reduce_range`` (8-bit weights: ``--int8-target vnni``) relies on
+    VNNI on x86: the AVX2 ``vpmaddubsw`` path of CPUs without it can saturate uint8 x int8 sums.
+    """
+    if not quantization or quantization.get("reduce_range") is not False:
+        return None
+    if quantization.get("activations", "uint8") != "uint8" or quantization.get("weights") != "int8":
+        return None
+    cpu = cpu or cpu_info()
+    if cpu["vnni"] or not (cpu["avx2"] or cpu["avx512"]):
+        return None  # VNNI present, or not x86 (ARM's int8 dot products do not saturate)
+    target = quantization.get("target") or "vnni"
+    return (
+        f"this int8 model was quantized for {target} CPUs (8-bit weights, no reduce_range) and "
+        "this CPU has no VNNI: its int8 results may lose accuracy; re-export it with "
+        "--int8-target portable"
+    )
