@@ -181,3 +181,20 @@ def test_int8_defaults_to_portable_and_a_vnni_model_warns_on_a_cpu_without_vnni(
     arm = {"vnni": False, "avx2": False, "avx512": False}
     assert int8_target_problem(vnni.to_dict(), arm) is None
     assert int8_target_problem({"reduce_range": False, "weights": "int8"}, avx2_box)  # older
+
+
+def test_bench_measures_engines_side_by_side_with_ratio_and_agreement(color_model_path):
+    from edgecnn.tools.bench import BenchError, Benchmark, Settings, parse_providers
+
+    assert parse_providers("all")[:2] == ("auto", "cpu")
+    assert set(parse_providers("all")) == {"auto", *LOADS}  # what cannot load is left out
+    with pytest.raises(BenchError, match="comma-separated"):
+        Settings(provider="cpu,tpu")
+    engines = ",".join(LOADS)
+    settings = Settings(batch_sizes=(2,), threads=(None,), warmup=1, iterations=3, provider=engines)
+    report = Benchmark([str(color_model_path)], settings).run()
+    rows = report["model_only"]
+    assert [r["model"] for r in rows] == [f"color.onnx [{name}]" for name in LOADS]
+    assert max(r["ratio_to_fastest"] for r in rows) == 1.0
+    assert all(r["top1_agreement"] == 1.0 for r in rows)  # vs onnxruntime CPU, same inputs
+    assert [w["model"] for w in report["warmup"]] == [r["model"] for r in rows]  # load/build s

@@ -33,6 +33,7 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.preprocess import MAX_FILE_BYTES
 from edgecnn.runtime.batch_pipeline import Pipeline, load_item
 from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.runtime.prediction import STAGES
 from edgecnn.spec import InputSpec
 from edgecnn.tools.latency_stats import Tally, latency_stats
@@ -97,6 +98,13 @@ class Settings:
             )
         if self.rounds < 1:
             raise BenchError("rounds must be >= 1")
+        if self.provider.strip().lower() != "all":
+            parse_providers(self.provider)
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The engines to measure side by side (see :func:`parse_providers`)."""
+        return parse_providers(self.provider)
 
     @property
     def budget(self) -> tuple[str, float]:
@@ -104,6 +112,22 @@ class Settings:
         if self.iterations is not None:
             return "iterations", float(self.iterations)
         return "duration", self.duration if self.duration is not None else 2.0
+
+
+def parse_providers(text: str) -> tuple[str, ...]:
+    """``auto``, one engine, a comma-separated list, or ``all``: ``auto`` plus every engine
+    that loads here (those that do not are left out; ``edgecnn doctor`` says why)."""
+    if text.strip().lower() == "all":
+        from edgecnn.runtime.engines.registry import engine_statuses
+
+        return ("auto", *[s.engine for s in engine_statuses() if s.loads])
+    names = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    wrong = [name for name in names if name not in PROVIDERS]
+    if not names or wrong:
+        raise BenchError(
+            f"provider {text!r}: use {', '.join(PROVIDERS)}, a comma-separated list, or all"
+        )
+    return names
 
 
 def throttled(progress: Progress, rate: float = PROGRESS_RATE) -> Progress:
@@ -182,9 +206,10 @@ def _chunks(total: float, rounds: int) -> list[float]:
     return [total / rounds] * rounds
 
 
-def _load(path: str | None, settings: Settings, threads: int | None) -> tuple[Classifier, float]:
+def _load(path: str | None, provider: str, threads: int | None) -> tuple[Classifier, float]:
+    """Load (for TensorRT: build or load its engine, warm-up included), timed."""
     started = time.perf_counter()
-    classifier = Classifier.load(path, provider=settings.provider, threads=threads)
+    classifier = Classifier.load(path, provider=provider, threads=threads)
     return classifier, time.perf_counter() - started
 
 
@@ -230,6 +255,10 @@ class Benchmark:
         self.interrupted = False
         self.environment = environment()
         self._input_cache: dict[tuple[int, int, int], tuple[str, np.ndarray]] = {}
+        self._agreement: dict[str, float] = {}
+        #: engines measured side by side (``all`` resolved once: it opens every backend)
+        self.providers = settings.providers
+        self._references: dict[str | None, np.ndarray] = {}
 
     # --------------------------------------------------------------- driver
     def run(self) -> dict[str, Any]:
@@ -270,11 +299,18 @@ class Benchmark:
 
     def _load_all(self, threads: int | None) -> list[tuple[str, Classifier]]:
         names = model_names([str(m) if m else "default" for m in self.models])
+        providers = self.providers
         loaded = []
-        for name, path in zip(names, self.models, strict=True):
+        for base, path, provider in (
+            (n, m, p) for n, m in zip(names, self.models, strict=True) for p in providers
+        ):
+            name = base if len(providers) == 1 else f"{base} [{provider}]"
             self.progress(f"loading {name} (threads {thread_label(threads)})")
-            classifier, seconds = _load(None if path is None else str(path), self.settings, threads)
+            file = None if path is None else str(path)
+            classifier, seconds = _load(file, provider, threads)
             _check_batches(classifier, self.settings.batch_sizes)
+            if len(providers) > 1 and not any(m["name"] == name for m in self.model_info):
+                self._agreement[name] = self._top1_agreement(file, classifier)
             if not any(m["name"] == name for m in self.model_info):
                 self.model_info.append(describe_model(classifier, name))
             self.warmup.append(
@@ -282,6 +318,15 @@ class Benchmark:
             )
             loaded.append((name, classifier))
         return loaded
+
+    def _top1_agreement(self, path: str | None, classifier: Classifier) -> float:
+        """Share of the benchmark's inputs whose top-1 matches onnxruntime CPU (exact f32) on
+        the same file: what an engine's own numerics change."""
+        _, data = self._inputs(classifier.spec.input)
+        if path not in self._references:
+            reference = Classifier.load(path, provider="cpu")
+            self._references[path] = reference.run(data).argmax(1)
+        return float((classifier.run(data).argmax(1) == self._references[path]).mean())
 
     def _inputs(self, spec: InputSpec) -> tuple[str, np.ndarray]:
         """("synthetic" | "images", a uint8 batch as large as the largest batch size)."""
@@ -555,6 +600,17 @@ class Benchmark:
                     "others_cpu_share": others_share(record),
                 }
             )
+        for row in (r for r in rows if not r["keras"]):
+            peers = [
+                r["images_per_second"]
+                for r in rows
+                if not r["keras"]
+                and (r["batch_size"], r["threads"]) == (row["batch_size"], row["threads"])
+            ]
+            if len(self.providers) > 1 and max(peers) > 0:
+                row["ratio_to_fastest"] = row["images_per_second"] / max(peers)
+            if row["model"] in self._agreement:
+                row["top1_agreement"] = self._agreement[row["model"]]
         first = self.model_info[0]["name"] if self.model_info else None
         for row in (r for r in rows if not r["keras"]):
             peers = [r for r in rows if r["batch_size"] == row["batch_size"]]

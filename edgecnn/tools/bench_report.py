@@ -65,7 +65,8 @@ def environment_lines(report: dict[str, Any]) -> list[str]:
 def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the model-only table (latency per batch in ms)."""
     header = ["model", "threads", "batch", "runs", *(f"{k} ms" for k in _LATENCY_KEYS)]
-    header += ["ms/img", "img/s", "vs first", "vs keras", "others CPU"]
+    header += ["ms/img", "img/s", "vs first", "vs keras", "vs fastest", "top-1 agree"]
+    header += ["others CPU"]
     rows = []
     for row in report["model_only"]:
         stats = row["latency_ms"]
@@ -80,6 +81,8 @@ def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 _fmt(row["images_per_second"], 1),
                 _ratio(row.get("speedup_vs_first")),
                 _ratio(row.get("speedup_vs_keras")),
+                _ratio(row.get("ratio_to_fastest")),  # --provider list / all
+                _share(row.get("top1_agreement")),  # vs onnxruntime CPU on the same inputs
                 _share(row.get("others_cpu_share")),
             ]
         )
