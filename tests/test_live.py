@@ -437,7 +437,7 @@ def test_slow_preview_clients_never_block_the_loop() -> None:
         for _ in range(10):  # more viewers than allowed, none of them reading
             sock = socket.create_connection((host, port), timeout=10)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: localhost\r\n\r\n")
             stalled.append(sock)
         for i in range(300):  # ~30 MB of JPEG the clients never read
             frame[0, 0] = i % 256
@@ -513,6 +513,7 @@ def test_sigterm_ends_a_realtime_run_keeping_summary_and_outputs(
     command = [
         sys.executable, "-m", "edgecnn", "live", "-m", str(color_model_path), "-s", str(video),
         "--realtime", "--loop", "--no-show", "--save", str(out), "--jsonl", str(events),
+        "--console", "event",
     ]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -4,6 +4,14 @@
 ``/stream.mjpg`` the multipart JPEG stream any browser or ``ffplay`` shows, ``/snapshot.jpg`` the
 newest frame, ``/state.json`` the newest result. It binds 127.0.0.1 unless told otherwise.
 
+Hostile or broken clients cannot take it over: a viewer that stops reading is dropped after
+``write_timeout`` seconds without progress (its socket send buffer is kept small, so a stall
+shows at once), which frees its viewer slot; the listen backlog holds 128 connections; and
+requests whose ``Host`` header names anything but this machine are refused (403), so a web page
+using DNS rebinding cannot read ``/snapshot.jpg``: bound to a loopback address, only localhost
+names are accepted; bound to another host, that host too, and bound to all interfaces, IP
+literals and this machine's name.
+
 The loop only hands over a reference to the newest annotated frame (:meth:`Preview.publish`):
 JPEG encoding happens in the client threads, at most once per frame however many clients
 watch, and each client always takes the newest frame, so a slow client sees fewer frames but
@@ -13,6 +21,7 @@ never slows the loop. Clients are capped; one that stops reading is dropped afte
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import socket
 import threading
@@ -31,6 +40,38 @@ DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "edgecnnframe"
 MAX_CLIENTS = 8
 CLIENT_TIMEOUT_S = 10.0
+#: A viewer whose socket accepts nothing for this long is dropped and its slot freed.
+WRITE_TIMEOUT_S = 5.0
+#: Stream sockets' send buffer: small, so a viewer that stops reading blocks the write at once.
+STREAM_SNDBUF = 256 * 1024
+LISTEN_BACKLOG = 128
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "localhost.localdomain"})
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def allowed_hosts(bound: str) -> tuple[frozenset[str], bool]:
+    """(host names a request's ``Host`` may carry, whether any IP literal is allowed too)."""
+    names = set(LOCAL_NAMES)
+    if bound in _WILDCARDS:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return frozenset(names), True
+    names.add(bound.lower())
+    return frozenset(names), False
+
+
+def _host_part(header: str) -> str:
+    value = header.strip().lower()
+    if value.startswith("["):  # [v6]:port
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -150,11 +191,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _host_ok(self) -> bool:
+        header = self.headers.get("Host")
+        if header is None:  # HTTP/1.0 clients; browsers always send Host
+            return True
+        host = _host_part(header)
+        names, any_ip = self.server.allowed
+        return host in names or (any_ip and _is_ip(host))
+
     def do_GET(self) -> None:
         hub = self.server.hub
         path = self.path.split("?", 1)[0]
         try:
-            if path in ("/", "/index.html"):
+            if not self._host_ok():
+                self.close_connection = True
+                self._send(b"unknown Host\n", "text/plain", HTTPStatus.FORBIDDEN)
+            elif path in ("/", "/index.html"):
                 page = _PAGE.format(title=self.server.title).encode()
                 self._send(page, "text/html; charset=utf-8")
             elif path == "/state.json":
@@ -179,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(b"too many viewers\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
             return
         try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+            self.connection.settimeout(self.server.write_timeout)  # per write: frees the slot
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
@@ -202,8 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG  # socketserver's default of 5 drops real requests
     hub: _Hub
     title: str
+    allowed: tuple[frozenset[str], bool]
+    write_timeout: float
 
 
 class Preview:
@@ -211,9 +268,16 @@ class Preview:
     ``close()`` at the end. Usable as a context manager."""
 
     def __init__(
-        self, host: str = DEFAULT_HOST, port: int = 8080, *, quality: int = 80, title: str = ""
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 8080,
+        *,
+        quality: int = 80,
+        title: str = "",
+        write_timeout: float = WRITE_TIMEOUT_S,
     ) -> None:
         self.host, self.port = host, port
+        self.write_timeout = write_timeout
         self._hub = _Hub(quality)
         self._title = title
         self._server: _Server | None = None
@@ -247,6 +311,8 @@ class Preview:
             reason = exc.strerror or str(exc)
             raise EdgecnnError(f"{where}: cannot listen there ({reason})") from None
         server.hub = self._hub
+        server.allowed = allowed_hosts(self.host)
+        server.write_timeout = self.write_timeout
         server.title = escape(display(self._title))  # any file name, also not UTF-8
         self._server = server
         self.port = server.server_address[1]
