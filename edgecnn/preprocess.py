@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from edgecnn.errors import ImageError
+from edgecnn.image_files import HEAD_BYTES, looks_like_image
 from edgecnn.spec import InputSpec
 from edgecnn.user_files import IMAGE_LIMIT, UnusableFile, read_bounded
 
@@ -270,7 +271,8 @@ def decode(
     flags = (_REDUCED_GRAY if spec.color == "gray" else _REDUCED_COLOR)[factor]
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None or image.size == 0:
-        kind = "corrupt image data" if header is not None else "not an image (unknown format)"
+        known = header is not None or looks_like_image(data[:HEAD_BYTES])
+        kind = "corrupt image data" if known else "not an image (unknown format)"
         raise ImageError(name, f"cannot decode: {kind}")
     return image
 

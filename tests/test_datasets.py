@@ -255,3 +255,51 @@ def test_dataset_and_train_modules_do_not_import_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- one walker, one definition of "image" (shared with classify) --------------------------------
+
+
+def test_a_symlink_loop_lists_an_image_once_and_in_one_split(tmp_path: Path) -> None:
+    """One image beside a link to its own folder once became 41 entries of its class."""
+    from edgecnn.classify.input_discovery import scan
+
+    for label in ("a", "b"):
+        for i in range(5):
+            write_image(tmp_path / label / f"{i}.png")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)
+    (tmp_path / "a" / "again.png").symlink_to(tmp_path / "a" / "0.png")  # one file, two names
+    dataset = discover(tmp_path)
+    assert [p.name for p in dataset.files["all"]["a"]] == [
+        "0.png",
+        "1.png",
+        "2.png",
+        "3.png",
+        "4.png",
+    ]
+    splits = resolve_splits(dataset, val_split=0.4, seed=1)
+    train = {p for p, _ in splits["train"]}
+    assert not train & {p for p, _ in splits["validation"]}
+    assert len(train) + len(splits["validation"]) == 10
+    found = scan([str(tmp_path / "a")], recursive=True)  # classify walks the same way
+    assert sorted(Path(i.source).name for i in found.items) == [
+        "0.png",
+        "1.png",
+        "2.png",
+        "3.png",
+        "4.png",
+    ]
+    assert any("symbolic-link loop" in note for note in found.notes)
+
+
+def test_images_are_recognised_by_content_not_name(tmp_path: Path) -> None:
+    from edgecnn.image_files import NOT_AN_IMAGE
+
+    for label in ("a", "b"):
+        write_image(tmp_path / label / "real.png")
+    write_image(tmp_path / "photo.png").rename(tmp_path / "a" / "photo.data")  # a PNG by content
+    (tmp_path / "b" / "fake.jpg").write_text("not a picture")
+    dataset = discover(tmp_path)
+    assert [p.name for p in dataset.files["all"]["a"]] == ["photo.data", "real.png"]
+    assert [p.name for p in dataset.files["all"]["b"]] == ["real.png"]
+    assert dataset.ignored == [(str(tmp_path / "b" / "fake.jpg"), NOT_AN_IMAGE)]

@@ -15,6 +15,7 @@ from edgecnn.cli import cli
 from edgecnn.data.datasets import find_images
 from edgecnn.errors import DatasetError
 from edgecnn.export.calibration_images import sample_evenly
+from edgecnn.image_files import NOT_AN_IMAGE
 from edgecnn.tools.evaluation import evaluate
 from tests import keras_models as km
 from tests.conftest import write_color_image
@@ -77,7 +78,7 @@ def test_eval_counts_every_image_and_lists_every_ignored_file(
     report = json.loads((tmp_path / "r.json").read_text())
     red_support = next(r["support"] for r in report["per_class"] if r["label"] == "red")
     assert red_support == 3 + (gif is not None) and report["failed"] == 0
-    notes = {"path": str(data / "green" / "notes.txt"), "reason": "not an image file extension"}
+    notes = {"path": str(data / "green" / "notes.txt"), "reason": NOT_AN_IMAGE}
     assert report["ignored"] == [notes]
     assert "ignored: 1 file(s) not counted" in result.output and "notes.txt" in result.output
 

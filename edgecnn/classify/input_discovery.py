@@ -2,8 +2,9 @@
 
 Every argument the user gave shows up: a missing path or a pattern that matches nothing
 becomes an item carrying its error, so nothing is dropped silently. Folders are walked in
-sorted order; images are recognised by content later (the decoder), not by extension, so every
-non-hidden file in a folder is an input. Symbolic-link loops are detected, never followed twice.
+sorted order by the shared walker (:func:`edgecnn.image_files.walk`: symbolic-link loops are
+entered once, a file reached twice is listed once); every non-hidden file is an input, and one
+that is not an image gets a row saying so (images are recognised by content, not by name).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_GLOB_CHARS = frozenset("*?[")
+from edgecnn.image_files import Walk, is_glob, iter_walk
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,15 @@ def iter_source(raw: str | Path, recursive: bool, notes: list[str]) -> Iterator[
     """
     name = os.fsdecode(raw)
     if os.path.isdir(name):
-        yield from _walk(name, recursive, notes, visited=set())
+        yield from _walk(name, recursive, notes)
     elif os.path.lexists(name):
         yield Item(name, path=name)
-    elif _GLOB_CHARS & set(name):
+    elif is_glob(name):
         matched = False
         for match in sorted(glob.glob(name, recursive=recursive)):
             matched = True
             if os.path.isdir(match):
-                yield from _walk(match, recursive, notes, visited=set())
+                yield from _walk(match, recursive, notes)
             else:
                 yield Item(match, path=match)
         if not matched:
@@ -67,44 +68,13 @@ def iter_source(raw: str | Path, recursive: bool, notes: list[str]) -> Iterator[
         yield Item(name, error="no such file or directory")
 
 
-def _walk(
-    folder: str, recursive: bool, notes: list[str], visited: set[tuple[int, int]]
-) -> Iterator[Item]:
-    try:
-        st = os.stat(folder)
-    except OSError as exc:
-        yield Item(folder, error=f"cannot open folder: {exc.strerror or exc}")
-        return
-    key = (st.st_dev, st.st_ino)
-    if key in visited:
-        notes.append(f"{folder}: symbolic-link loop, not followed again")
-        return
-    visited.add(key)
-    try:
-        with os.scandir(folder) as entries:
-            listed = sorted(entries, key=lambda e: e.name)
-    except OSError as exc:
-        yield Item(folder, error=f"cannot list folder: {exc.strerror or exc}")
-        return
-    files = 0
-    subfolders = []
-    for entry in listed:
-        if entry.name.startswith("."):
-            continue
-        path = os.path.join(folder, entry.name)
-        try:
-            is_dir = entry.is_dir()  # follows links; a looping link is not a dir
-        except OSError:
-            is_dir = False
-        if is_dir:
-            subfolders.append(path)
-        else:
-            files += 1
-            yield Item(path, path=path)
-    if recursive:
-        for sub in subfolders:
-            yield from _walk(sub, recursive, notes, visited)
-    elif subfolders:
-        notes.append(f"{folder}: {len(subfolders)} sub-folder(s) not read (use `recursive`)")
-    if not files and not subfolders:
-        notes.append(f"{folder}: empty folder")
+def _walk(folder: str, recursive: bool, notes: list[str]) -> Iterator[Item]:
+    """A folder's files as items, lazily (the shared walker: sorted, hidden skipped, a loop
+    entered once, a file reached twice listed once)."""
+    report = Walk()
+    for path, error in iter_walk(folder, recursive, report):
+        yield Item(path, error=error) if error else Item(path, path=path)
+    notes += [f"{name}: symbolic-link loop, not followed again" for name in report.loops]
+    if report.skipped_folders:
+        notes.append(f"{folder}: {report.skipped_folders} sub-folder(s) not read (use `recursive`)")
+    notes += [f"{name}: empty folder" for name in report.empty]

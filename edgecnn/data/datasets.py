@@ -31,21 +31,16 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import DatasetError, ImageError
+from edgecnn.image_files import NOT_AN_IMAGE, is_hidden, is_image, walk
 from edgecnn.preprocess import MAX_FILE_BYTES, decode
 from edgecnn.spec import InputSpec
 from edgecnn.tools.machine import available_cores
 from edgecnn.user_files import UnusableFile, check_regular, open_regular, read_head
 
-#: File extensions treated as images (OpenCV decodes them; one it cannot is reported as
-#: unreadable by whoever loads it); other files are listed as ignored, never read.
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".jif", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff",
-     ".ppm", ".pgm", ".pbm", ".pnm"}
-)  # fmt: skip
 #: An image file and its class (the class folder's name), or None outside class folders.
 Labelled = tuple[Path, str | None]
-NOT_AN_IMAGE = "not an image file extension"
 SPLITS = ("train", "validation", "test")
+IMAGE_FORMATS = "JPEG, PNG, BMP, WebP, GIF, TIFF, PNM, JPEG 2000, EXR, HDR"
 _SPLIT_ALIASES = {
     "train": "train",
     "validation": "validation",
@@ -70,30 +65,24 @@ class Dataset:
         return {s: {lb: len(p) for lb, p in by.items()} for s, by in self.files.items()}
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name in ("Thumbs.db", "desktop.ini", "__MACOSX")
-
-
 def _class_files(folder: Path, ignored: list[tuple[str, str]]) -> list[Path]:
-    """Image files under a class folder (recursively), sorted; other files go to ``ignored``."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if _is_hidden(name):
-                continue
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(path)
-            else:
-                ignored.append((str(path), NOT_AN_IMAGE))
-    return sorted(found)
+    """Image files under a class folder (recursively, each once), sorted; other files go to
+    ``ignored``. Images are recognised by content (:func:`edgecnn.image_files.is_image`)."""
+    found = walk(folder, recursive=True)
+    ignored += found.errors
+    images = []
+    for path in found.files:
+        if is_image(path):
+            images.append(path)
+        else:
+            ignored.append((str(path), NOT_AN_IMAGE))
+    return sorted(images)
 
 
 def _class_dirs(folder: Path, ignored: list[tuple[str, str]]) -> dict[str, Path]:
     dirs = {}
     for entry in sorted(folder.iterdir()):
-        if _is_hidden(entry.name):
+        if is_hidden(entry.name):
             continue
         if entry.is_dir():
             dirs[entry.name] = entry
@@ -154,7 +143,7 @@ def discover(data_dir: str | Path) -> Dataset:
     if empty:
         raise DatasetError(
             f"{where}: class folder(s) {', '.join(empty)} hold no images "
-            f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove them"
+            f"(recognised by content: {IMAGE_FORMATS}); add images or remove them"
         )
     return Dataset(root=root, layout=layout, labels=labels, files=files, ignored=ignored)
 
@@ -182,8 +171,8 @@ def find_images(
     """Every image file under ``folder`` (or its first existing ``prefer`` split sub-folder).
 
     Immediate sub-folders are classes (``<class>/**/*``); images directly inside are unlabelled
-    (label None), as are class folders not in ``labels`` when it is given. Files without an image
-    extension go to ``ignored``. Raises DatasetError for a missing folder or one without images.
+    (label None), as are class folders not in ``labels`` when it is given. Files whose content is
+    not an image go to ``ignored``. Raises DatasetError for a missing folder or one without images.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -195,20 +184,18 @@ def find_images(
     images: list[Labelled] = []
     ignored: list[tuple[str, str]] = []
     for entry in sorted(base.iterdir()):
-        if _is_hidden(entry.name):
+        if is_hidden(entry.name):
             continue
         if entry.is_dir():
             label = entry.name if known is None or entry.name in known else None
             images += [(path, label) for path in _class_files(entry, ignored)]
-        elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+        elif is_image(entry):
             images.append((entry, None))
         else:
             ignored.append((str(entry), NOT_AN_IMAGE))
     if not images:
         extra = f" ({len(ignored)} other file(s))" if ignored else ""
-        raise DatasetError(
-            f"{base}: no image files{extra}; expected {', '.join(sorted(IMAGE_EXTENSIONS))}"
-        )
+        raise DatasetError(f"{base}: no image files{extra}; expected {IMAGE_FORMATS} images")
     return ImageFiles(base, images, ignored)
 
 
@@ -453,7 +440,7 @@ def check_destination_layout(dst: str | Path, split: bool) -> None:
     root = Path(dst)
     if not root.is_dir():
         return
-    folders = [p.name for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)]
+    folders = [p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)]
     splits = sorted(n for n in folders if n.lower() in _SPLIT_ALIASES)
     classes = sorted(n for n in folders if n.lower() not in _SPLIT_ALIASES)
     if not split and splits:

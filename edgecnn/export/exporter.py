@@ -94,7 +94,7 @@ def _folder_images(
         raise ExportError(f"{what}: {exc}") from exc
     if found.ignored:
         warnings.append(
-            f"{what}: ignored {len(found.ignored)} file(s) without an image extension, "
+            f"{what}: ignored {len(found.ignored)} file(s) that are not images, "
             f"e.g. {found.ignored[0][0]}"
         )
     return calibration_images.sample_evenly(found.images, count), shown_path(found.folder)

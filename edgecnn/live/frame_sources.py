@@ -46,9 +46,9 @@ import numpy as np
 from edgecnn.classify.input_discovery import scan
 from edgecnn.classify.result_files import display
 from edgecnn.errors import SourceError
+from edgecnn.image_files import is_glob, is_image
 from edgecnn.preprocess import decode
 from edgecnn.spec import InputSpec
-from edgecnn.user_files import read_head
 
 Notify = Callable[[str], None]
 
@@ -58,27 +58,6 @@ NETWORK_TIMEOUT_MS = 10_000
 BACKOFF = (0.5, 10.0)
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_GLOB_CHARS = frozenset("*?[")
-#: File signatures of the still-image formats OpenCV decodes (what ``cv2.haveImageReader``
-#: looks for), checked in Python so that OpenCV never sees the path.
-_IMAGE_MAGIC = (
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"BM",
-    b"II*\x00",  # TIFF, little- and big-endian, BigTIFF
-    b"MM\x00*",
-    b"II+\x00",
-    b"MM\x00+",
-    b"GIF87a",
-    b"GIF89a",
-    b"\x00\x00\x00\x0cjP  \r\n\x87\n",  # JPEG 2000 (JP2), then its raw codestream
-    b"\xff\x4f\xff\x51",
-    b"v/1\x01",  # OpenEXR
-    b"#?RADIANCE",
-    b"#?RGBE",
-    b"\x59\xa6\x6a\x95",  # Sun raster
-)
-_PNM = re.compile(rb"^P[1-7FfH][\s]")  # PBM / PGM / PPM / PAM / PFM
 
 
 @dataclass(frozen=True)
@@ -126,23 +105,14 @@ def locate(source: str | int | os.PathLike[str]) -> Location:
     if os.path.isdir(text):
         return Location("images", text, name)
     if os.path.isfile(text):
-        if is_image_file(text):
+        if is_image(text):
             return Location("images", text, name)
         return Location("video", _for_opencv(text, "video path"), name)
-    if _GLOB_CHARS & set(text):
+    if is_glob(text):
         return Location("images", text, name)
     if os.path.lexists(text):
         raise SourceError(f"{name}: not a regular file, folder or device")
     raise SourceError(f"{name}: no such file, folder, camera index or URL")
-
-
-def is_image_file(path: str) -> bool:
-    """True when the file starts like a still image OpenCV decodes (read in Python: OpenCV
-    crashes on paths that are not valid UTF-8). Unreadable files count as videos, whose
-    opening then says what is wrong."""
-    head = read_head(path, 16)  # never waits on a FIFO
-    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    return webp or head.startswith(_IMAGE_MAGIC) or _PNM.match(head) is not None
 
 
 def _for_opencv(text: str, what: str) -> str:

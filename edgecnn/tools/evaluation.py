@@ -6,9 +6,10 @@ The same numbers for the artifact users deploy (``.onnx``, run through the edge 
 
 Data folder rule: ``DATA_DIR/test/<class>/*`` when a ``test`` folder exists, else
 ``DATA_DIR/<class>/*``. Class folders must be named like the model's labels (a subset is fine);
-a folder that is not a label is an error. Nothing is dropped silently: files without an image
-extension and images outside class folders are listed as ``ignored`` (with the reason), and
-images that cannot be decoded as ``failures`` (with the error), on the terminal and in the JSON.
+a folder that is not a label is an error. Nothing is dropped silently: files that are not
+images (by content) and images outside class folders are listed as ``ignored`` (with the
+reason), and images that cannot be decoded as ``failures`` (with the error), on the terminal
+and in the JSON.
 """
 
 from __future__ import annotations
