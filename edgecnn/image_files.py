@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecnn.user_files import read_head
+from edgecnn.user_files import UnusableFile, check_regular, read_head
 
 #: Characters that make an argument a glob pattern (classify, live).
 GLOB_CHARS = frozenset("*?[")
@@ -67,6 +67,17 @@ def is_image(path: str | Path) -> bool:
     """True when the file's content is an image (read in Python, never waits on a FIFO);
     False for anything else, including what is not a readable regular file."""
     return looks_like_image(read_head(path, HEAD_BYTES))
+
+
+def is_image_or_unreadable(path: str | Path) -> bool:
+    """What a dataset keeps: an image by content, or a file that is not a readable, non-empty
+    regular file (a FIFO, a device, a dangling link): the loader then says why it is skipped,
+    so nothing is dropped silently. Readable files of other content are left out."""
+    try:
+        check_regular(path)
+    except UnusableFile:
+        return True
+    return is_image(path)
 
 
 @dataclass

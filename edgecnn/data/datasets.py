@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import DatasetError, ImageError
-from edgecnn.image_files import NOT_AN_IMAGE, is_hidden, is_image, walk
+from edgecnn.image_files import NOT_AN_IMAGE, is_hidden, is_image_or_unreadable, walk
 from edgecnn.preprocess import MAX_FILE_BYTES, decode
 from edgecnn.spec import InputSpec
 from edgecnn.tools.machine import available_cores
@@ -72,7 +72,7 @@ def _class_files(folder: Path, ignored: list[tuple[str, str]]) -> list[Path]:
     ignored += found.errors
     images = []
     for path in found.files:
-        if is_image(path):
+        if is_image_or_unreadable(path):
             images.append(path)
         else:
             ignored.append((str(path), NOT_AN_IMAGE))
@@ -189,7 +189,7 @@ def find_images(
         if entry.is_dir():
             label = entry.name if known is None or entry.name in known else None
             images += [(path, label) for path in _class_files(entry, ignored)]
-        elif is_image(entry):
+        elif is_image_or_unreadable(entry):
             images.append((entry, None))
         else:
             ignored.append((str(entry), NOT_AN_IMAGE))
