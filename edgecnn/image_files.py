@@ -4,8 +4,8 @@ Every part that looks for images in folders uses these: training datasets and ca
 verification folders (:mod:`edgecnn.data.datasets`), classify's input discovery and live's image
 folders. A file is an image when it starts with the signature of a still-image format OpenCV
 decodes, whatever its name; the walker lists each file once, in sorted order, skips hidden
-entries and never follows a symbolic-link loop (a folder already being walked, or a file
-already listed under another name, is not listed again).
+entries and never follows a symbolic-link loop (a folder already walked is not entered again,
+and a symbolic link to a file already listed is not listed again).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ class Walk:
 def walk(folder: str | Path, recursive: bool = True) -> Walk:
     """Every non-hidden file under ``folder`` (sub-folders too when ``recursive``), each once.
 
-    Folders are identified by device and inode, so a symbolic-link loop is entered once; a file
-    reached again under another name (a link) is listed once, at its first sorted place.
+    Folders are identified by device and inode, so a symbolic-link loop is entered once; a
+    symbolic link to a file listed before is skipped (hard links, distinct names, are kept).
     """
     result = Walk()
     for path, error in iter_walk(folder, recursive, result):
@@ -150,8 +150,8 @@ def _walk(
             continue
         files += 1
         key = _identity(entry)
-        if key is not None and key in seen_files:
-            continue
+        if key is not None and key in seen_files and entry.is_symlink():
+            continue  # a link to a file listed already (hard links are distinct names: kept)
         if key is not None:
             seen_files.add(key)
         yield path, None

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from edgecnn.errors import ImageError
+from edgecnn.errors import EdgecnnError, ImageError
 from edgecnn.image_files import HEAD_BYTES, looks_like_image
-from edgecnn.spec import InputSpec
+from edgecnn.spec import InputSpec, ModelSpec
 from edgecnn.user_files import IMAGE_LIMIT, UnusableFile, read_bounded
 
 ImageInput = str | Path | bytes | bytearray | memoryview | np.ndarray
@@ -353,12 +353,21 @@ def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def load_image(
     source: ImageInput,
-    spec: InputSpec,
+    spec: InputSpec | ModelSpec,
     *,
     reduce: bool = True,
     color_order: str = "bgr",
     max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
-    """The one preprocessing function: any image input -> uint8 ``HxWxC`` the model accepts."""
+    """The one preprocessing function: any image input -> uint8 ``HxWxC`` the model accepts.
+
+    ``spec``: the model's :class:`ModelSpec` (``clf.spec``) or its :class:`InputSpec`.
+    """
+    if isinstance(spec, ModelSpec):
+        spec = spec.input
+    if not isinstance(spec, InputSpec):
+        raise EdgecnnError(
+            f"spec must be a ModelSpec (clf.spec) or an InputSpec, not {type(spec).__name__}"
+        )
     decoded = decode(source, spec, reduce=reduce, color_order=color_order, max_pixels=max_pixels)
     return prepare(decoded, spec)
