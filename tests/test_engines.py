@@ -10,7 +10,12 @@ from edgecnn import Classifier
 from edgecnn.errors import ProviderError
 from edgecnn.runtime.classifier import default_model_path
 from edgecnn.runtime.engines.base import ENGINES, EngineOptions
-from edgecnn.runtime.engines.racing import EXPLORE_EVERY, SAMPLES, WARMUP_RUNS, Race
+from edgecnn.runtime.engines.racing import (
+    EXPLORE_EVERY,
+    SAMPLES,
+    WARMUP_RUNS,
+    Race,
+)
 from edgecnn.runtime.engines.registry import (
     SMALL_MODEL_BYTES,
     choose,
@@ -137,8 +142,10 @@ def test_auto_races_real_engines_and_says_what_runs(batch):
         pytest.skip("OpenVINO is not installed: auto has one candidate")
     assert engine.provider.startswith("auto: racing")
     reference = Classifier.load(provider="cpu").run(batch[:1])
-    for _ in range(len(choice.routes) * (WARMUP_RUNS + SAMPLES)):
+    for _ in range(20_000):  # until decided: every candidate has SAMPLES samples (~0.3 s)
         np.testing.assert_array_equal(engine.run(batch[:1]).argmax(1), reference.argmax(1))
+        if "(racing)" not in engine.provider:
+            break
     assert engine.provider.endswith("[batch 1]")
     assert engine.engine_for(1) is not None
     assert all(r.label in engine.describe() for r in choice.routes)  # each one's ms/image

@@ -365,10 +365,25 @@ class Classifier:
     def predict(self, image: ImageInput, top_k: int = 1, color_order: str = "bgr") -> Prediction:
         """Classify one image: a path, encoded bytes, or a decoded array (``color_order`` of
         its channels). Raises :class:`ImageError` when the image cannot be read."""
-        result = self.predict_batch([image], top_k=top_k, color_order=color_order)[0]
-        if not result.ok:
-            raise ImageError(result.source, result.error or "unknown error")
-        return result
+        if color_order not in ("bgr", "rgb"):
+            raise ValueError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
+        # one image, without predict_batch's lists, stacking and per-row bookkeeping
+        loaded = load_one(image, self.spec.input, color_order)
+        if loaded.array is None:
+            raise ImageError(loaded.source, loaded.error or "unknown error")
+        started = time.perf_counter()
+        row = self.run(loaded.array[np.newaxis])[0]
+        ran = time.perf_counter()
+        problem = self._row_problem(row)
+        if problem:
+            raise ImageError(loaded.source, problem)
+        top = self.top(row, top_k)
+        timings = dict(
+            loaded.timings,
+            inference=(ran - started) * 1e3,
+            postprocess=(time.perf_counter() - ran) * 1e3,
+        )
+        return Prediction(loaded.source, top=top, timings=timings)
 
     def predict_batch(
         self, images: Sequence[ImageInput], top_k: int = 1, color_order: str = "bgr"

@@ -33,9 +33,12 @@ WARMUP_RUNS = 2
 #: After the race, another candidate is re-timed when both this many batches and
 #: :data:`EXPLORE_SECONDS` have passed since the last re-timing.
 EXPLORE_EVERY = 16
-EXPLORE_SECONDS = 1.0
+EXPLORE_SECONDS = 3.0
 #: Per-image times remembered per candidate (the mean of these decides).
 WINDOW = 5
+#: One timed sample spans consecutive runs of at least this long: a single 0.2 ms run of a
+#: small model is mostly timer and scheduler noise.
+SAMPLE_SECONDS = 0.02
 
 
 def bucket(batch_size: int) -> int:
@@ -68,6 +71,7 @@ class Race:
     explored_at: float = 0.0
     rotation: int = 0
     pending: int | None = None
+    stretch: list[float] = field(default_factory=lambda: [0.0, 0.0])  # seconds, images
 
     def __post_init__(self) -> None:
         self.times = [deque(maxlen=WINDOW) for _ in range(self.candidates)]
@@ -76,9 +80,8 @@ class Race:
 
     def pick(self) -> int:
         """The candidate for the next batch."""
-        if self.pending is not None:  # a re-timing's timed run
-            index, self.pending = self.pending, None
-            return index
+        if self.pending is not None:  # a re-timing: until its sample is complete
+            return self.pending
         unfinished = [i for i in range(self.candidates) if len(self.times[i]) < SAMPLES]
         if unfinished:  # still racing: stay on the current candidate until it has its samples
             return self.last if self.last in unfinished else unfinished[0]
@@ -95,12 +98,22 @@ class Race:
             return self.pending
         return best
 
-    def record(self, index: int, seconds_per_image: float) -> None:
-        """One run's time, kept when the candidate also ran the batch before and is warm."""
+    def record(self, index: int, seconds: float, images: int = 1) -> None:
+        """One run's time. Runs count once the candidate is warm and also ran the batch
+        before; consecutive ones add up to a sample of at least :data:`SAMPLE_SECONDS`."""
         self.runs[index] += 1
-        if index == self.last and self.runs[index] > WARMUP_RUNS:
-            self.times[index].append(seconds_per_image)
-        self.last = index
+        if index != self.last:
+            self.last, self.stretch = index, [0.0, 0.0]
+            return
+        if self.runs[index] <= WARMUP_RUNS:
+            return
+        self.stretch[0] += seconds
+        self.stretch[1] += images
+        if self.stretch[0] >= SAMPLE_SECONDS:
+            self.times[index].append(self.stretch[0] / self.stretch[1])
+            self.stretch = [0.0, 0.0]
+            if self.pending == index:
+                self.pending = None
 
     def best(self) -> int:
         """The candidate with the lowest mean time per image over its recent timed runs (the
@@ -150,9 +163,9 @@ class RacingEngine(Engine):
         engine = self._engine(index)
         started = time.perf_counter()
         out = engine.run(batch)
-        seconds = (time.perf_counter() - started) / max(1, len(batch))
+        seconds = time.perf_counter() - started
         with self._lock:
-            race.record(index, seconds)
+            race.record(index, seconds, max(1, len(batch)))
         return out
 
     def engine_for(self, batch_size: int) -> Engine | None:
