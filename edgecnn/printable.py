@@ -9,6 +9,7 @@ else, non-ASCII letters included, as it is. Files (CSV, JSON lines) keep the exa
 from __future__ import annotations
 
 import re
+import sys
 
 # C0 controls, DEL, C1 controls, and the Unicode line / paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -31,3 +32,10 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """Like :func:`printable`, keeping the line breaks of a multi-line message."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def print_line(line: str) -> None:
+    """Write one line to the current ``sys.stdout`` and flush it (the library's console writer;
+    callers that want another stream pass their own callable)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

@@ -85,3 +85,40 @@ def test_help_does_not_load_the_runtime():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+_CLICK_SPY = """
+import builtins, importlib, pathlib, sys
+real_import = builtins.__import__
+culprits = set()
+
+def spy(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get("__name__", "")
+    wanted = name.split(".")[0] == "click" or name.startswith("edgecnn.cli")
+    if wanted and importer.startswith("edgecnn") and not importer.startswith("edgecnn.cli"):
+        culprits.add(f"{importer} imports {name}")
+    return real_import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = spy
+import edgecnn
+root = pathlib.Path(edgecnn.__file__).parent
+names = [".".join(("edgecnn",) + p.relative_to(root).with_suffix("").parts)
+         for p in sorted(root.rglob("*.py"))
+         if "cli" not in p.relative_to(root).parts and p.name != "__main__.py"]
+for name in names:
+    importlib.import_module(name.removesuffix(".__init__"))
+print(sorted(culprits))
+print(len(names), "click" in sys.modules)
+"""
+
+
+def test_library_modules_do_not_import_click():
+    """Only edgecnn.cli may use Click: the API, serve and scale write to streams / callables.
+    Every library module is imported in a fresh interpreter that records each `import click`
+    (or of edgecnn.cli) made by an edgecnn module. Click may still end up in sys.modules:
+    httpx and uvicorn import it for their own command lines."""
+    result = python(_CLICK_SPY)
+    assert result.returncode == 0, result.stderr
+    culprits, counts = result.stdout.splitlines()[-2:]
+    assert int(counts.split()[0]) > 50, result.stdout  # every library module was imported
+    assert culprits == "[]"

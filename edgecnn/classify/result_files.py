@@ -18,7 +18,7 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 try:
@@ -26,11 +26,9 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no advisory lock
     fcntl = None  # type: ignore[assignment]
 
-import click
-
 from edgecnn.classify.result_resume import protect_cell, read_done
 from edgecnn.errors import EdgecnnError
-from edgecnn.printable import printable
+from edgecnn.printable import print_line, printable
 from edgecnn.runtime.prediction import STAGES, Prediction
 
 FORMATS = ("csv", "jsonl")
@@ -273,9 +271,15 @@ def display(name: str) -> str:
 class ConsoleTable:
     """Prints each prediction as an aligned line: top-k ``label score`` columns, then the path."""
 
-    def __init__(self, labels: tuple[str, ...], top_k: int) -> None:
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        top_k: int,
+        echo: Callable[[str], None] = print_line,
+    ) -> None:
         self.width = max(len(display(label)) for label in labels)
         self.top_k = top_k
+        self.echo = echo
 
     def lines(self, prediction: Prediction) -> Iterator[str]:
         """The text line(s) for one prediction (labels, names and errors escaped)."""
@@ -291,6 +295,6 @@ class ConsoleTable:
             yield f"ERROR{gap}  {display(prediction.source)}: {error}"
 
     def write(self, prediction: Prediction) -> None:
-        """Print one prediction to stdout."""
+        """Print one prediction through ``echo`` (stdout unless the caller gave another)."""
         for line in self.lines(prediction):
-            click.echo(line)
+            self.echo(line)

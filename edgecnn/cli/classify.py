@@ -201,7 +201,7 @@ def classify_locally(
     if run.resume:
         skipped = len(found.items) - len(items)
         say(f"resume: {skipped} input(s) already in {display(output or '')}, skipped")
-    table = None if output else ConsoleTable(classifier.labels, top_k)
+    table = None if output else ConsoleTable(classifier.labels, top_k, echo=click.echo)
     show_bar = not quiet and sys.stderr.isatty() and (writer is not None or not sys.stdout.isatty())
     tally = Tally(STAGES)
     pipeline = Pipeline(

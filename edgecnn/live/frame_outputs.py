@@ -19,7 +19,6 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import click
 import cv2
 import numpy as np
 
@@ -28,6 +27,7 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.live.browser_preview import Preview, parse_address
 from edgecnn.live.frame_result import FrameResult
 from edgecnn.live.frame_sources import FrameSource, Notify
+from edgecnn.printable import print_line
 
 #: Video containers and the FourCC written into them.
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
@@ -267,10 +267,13 @@ class PreviewOutput(Output):
 
 
 class ConsoleOutput(Output):
-    """One human line per event on stdout."""
+    """One human line per event, through ``echo`` (stdout by default)."""
 
-    def __init__(self, is_event: Callable[[FrameResult], bool]) -> None:
+    def __init__(
+        self, is_event: Callable[[FrameResult], bool], echo: Callable[[str], None] = print_line
+    ) -> None:
         self.is_event = is_event
+        self.echo = echo
 
     def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
         if not self.is_event(result):
@@ -284,15 +287,16 @@ class ConsoleOutput(Output):
                 f"{result.name}: {shown}{score}  "
                 f"({result.inference_ms or 0:.1f} ms inference, {result.latency_ms:.1f} ms e2e)"
             )
-        click.echo(display(line))
+        self.echo(display(line))
 
 
 class ConsoleSummaryOutput(Output):
     """One human line per second on stdout: FPS, the labels of that second's frames, latency,
-    drops (a line per frame would scroll faster than anyone reads)."""
+    drops (a line per frame would scroll faster than anyone reads), through ``echo``."""
 
-    def __init__(self, interval_s: float = 1.0) -> None:
+    def __init__(self, interval_s: float = 1.0, echo: Callable[[str], None] = print_line) -> None:
         self.interval_s = interval_s
+        self.echo = echo
         self._reset(None)
 
     def _reset(self, start: float | None) -> None:
@@ -321,7 +325,7 @@ class ConsoleSummaryOutput(Output):
         more = len(self.labels) - 5
         shares += f", {more} more" if more > 0 else ""
         latency = sorted(self.latencies)[len(self.latencies) // 2]
-        click.echo(
+        self.echo(
             display(
                 f"{last.name}: {last.fps:.1f} FPS; {total} frame{'s' if total != 1 else ''}: "
                 f"{shares}; latency p50 {latency:.1f} ms; {last.dropped} dropped"
