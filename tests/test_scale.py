@@ -1,7 +1,8 @@
 """``--engine ray`` / ``edgecnn.scale``: the same rows as local classify, computed by Ray.
 
-One local Ray instance (2 CPUs, small object store) serves the whole module; the two-node
-cluster test (``ray.cluster_utils.Cluster``, every node on 127.0.0.1) is slow-marked. Real
+One local Ray instance (2 CPUs, small object store) serves the tests that need Ray; they and the
+two-node cluster test (``ray.cluster_utils.Cluster``, every node on 127.0.0.1) are slow-marked
+(starting Ray costs the fast suite ~40 s); what needs no running Ray stays fast. Real
 onnxruntime sessions, real OpenCV decoding of real files, broken files included.
 """
 
@@ -11,6 +12,8 @@ import csv
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,6 +122,7 @@ def test_output_kind_and_checks(tmp_path: Path):
 # ------------------------------------------------------------------ local Ray instance
 
 
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
 def test_rows_match_local_classify(local_ray, workspace: Path, monkeypatch):
     monkeypatch.chdir(workspace)  # relative sources are reported relative, as locally
     sources = ["images", "missing.jpg", "nothing-*.png"]
@@ -131,11 +135,15 @@ def test_rows_match_local_classify(local_ray, workspace: Path, monkeypatch):
     digest = hashlib.sha256((workspace / "color.onnx").read_bytes()).hexdigest()
     assert {row["model_sha256"] for row in rows} == {digest}
     assert all(row["node"] for row in rows)
+    # the provider the actor's engine really ran (auto resolves per batch size), not "auto"
+    ran = Classifier.load(workspace / "color.onnx").provider
+    assert ran != "auto" and {row["provider"] for row in rows} == {ran}
     ok = next(row for row in rows if row["status"] == "ok")
     assert list(ok) == [*columns(2), *EXTRA_COLUMNS]
     assert ok["inference_ms"] > 0 and ok["decode_ms"] > 0 and ok["score"] >= ok["score_2"]
 
 
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
 def test_file_uris_are_listed_and_read_through_pyarrow(local_ray, workspace: Path):
     folder = (workspace / "images").as_uri()
     model = str(workspace / "color.onnx")
@@ -151,6 +159,7 @@ def test_file_uris_are_listed_and_read_through_pyarrow(local_ray, workspace: Pat
     assert {value for value in reds.values()} == {("ok", "red", None)}
 
 
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
 def test_inference_class_in_a_users_own_pipeline(local_ray, workspace: Path):
     """ClassifyImages works on read_binary_files' rows (encoded bytes) with the model shipped
     as bytes through the object store."""
@@ -170,6 +179,7 @@ def test_inference_class_in_a_users_own_pipeline(local_ray, workspace: Path):
         assert row["label_3"] is not None
 
 
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
 def test_a_dead_actor_is_retried_without_losing_or_duplicating_rows(local_ray, workspace: Path):
     marker = workspace / "crashed"
 
@@ -189,6 +199,7 @@ def test_a_dead_actor_is_retried_without_losing_or_duplicating_rows(local_ray, w
     assert by_path(rows) == local_rows(workspace / "color.onnx", sources)
 
 
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
 def test_cli_parquet_resume_and_csv(local_ray, workspace: Path, tmp_path: Path):
     images = workspace / "images"
     part = tmp_path / "part"
@@ -223,6 +234,28 @@ def test_cli_parquet_resume_and_csv(local_ray, workspace: Path, tmp_path: Path):
             r["path"]: (r["status"], r["label"] or None, r["error"] or None) for r in reader
         }
     assert ray_rows == local_rows(workspace / "color.onnx", [str(images)])
+
+
+@pytest.mark.slow  # starts a Ray instance of its own in the child process
+def test_cli_piped_stderr_is_quiet_and_names_the_provider_that_ran(workspace: Path, tmp_path):
+    """Through a real pipe: no Ray Data INFO log / progress block, and the summary names what
+    the actors' engines ran (not the requested ``auto``)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a fresh local Ray
+    env["PYTHONPATH"] = ROOT
+    args = ["classify", str(workspace / "images"), "--engine", "ray", "-o", str(tmp_path / "r")]
+    done = subprocess.run(
+        [sys.executable, "-m", "edgecnn", *args, "--model", str(workspace / "color.onnx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "12 ok, 3 failed" in done.stderr
+    ran = Classifier.load(workspace / "color.onnx").provider
+    assert f"provider {ran}; model " in done.stderr  # what ran, not "auto"
+    for noise in ("\tINFO ", " INFO ", "Running Dataset", "Progress bars disabled"):
+        assert noise not in done.stderr
 
 
 def test_cli_refuses_local_only_and_ray_only_flags(workspace: Path):

@@ -132,7 +132,8 @@ class ResultWriter:
     identities of the inputs already there) and a half-written last row is cut. A write that
     fails (disk full) cuts its partial row and raises :class:`OutputError`.
 
-    ``extra``: columns after :func:`columns` (a distributed run adds ``model_sha256``, ``node``).
+    ``extra``: columns after :func:`columns` (a distributed run adds ``model_sha256``, ``node``,
+    ``provider``).
     """
 
     def __init__(

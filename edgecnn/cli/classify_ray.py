@@ -1,15 +1,18 @@
 """``edgecnn classify --engine ray``: the same rows, computed on a Ray cluster.
 
 Imported only for ``--engine ray``: Ray is an optional extra (``pip install 'edgecnn[ray]'``).
-Progress is Ray Data's own display; the closing summary has local classify's shape plus the
-cluster start-up time and the rows each node computed.
+Progress is Ray Data's own display on a terminal; when stderr is piped or redirected, Ray Data's
+INFO logging and progress block are switched off in this (the CLI's own) process. The closing
+summary has local classify's shape plus the cluster start-up time, the rows each node computed
+and the providers the actors really ran.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import click
 
@@ -62,7 +65,7 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
             log_to_driver=not run.quiet,
             logging_level="WARNING",
         )
-    rd.DataContext.get_current().enable_progress_bars = not run.quiet
+    quiet_ray_output(rd, interactive=sys.stderr.isatty() and not run.quiet)
     handle = open_model(choice.model, provider=choice.provider, foreign=choice.foreign)
     resources = ray.cluster_resources()
     startup = time.perf_counter() - started
@@ -103,10 +106,31 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         raise click.ClickException(f"nothing could be classified ({totals.failed} failed)")
 
 
+def quiet_ray_output(rd: Any, *, interactive: bool) -> None:
+    """Progress bars only on a terminal; when piped, Ray Data's console logging drops to WARNING.
+
+    Changes this process's Ray Data settings, which only the CLI may (it owns the process): a
+    library caller of ``classify_dataset`` keeps whatever logging they configured."""
+    rd.DataContext.get_current().enable_progress_bars = interactive
+    if interactive:
+        return
+    from ray.util.debug import log_once
+
+    # Ray Data says once, as a warning, that progress bars are off: we switched them off.
+    log_once("ray_data_progress_manager_disabled")
+    for handler in logging.getLogger("ray.data").handlers:
+        # The console handler only: Ray Data's own log file (in the session folder) stays whole.
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setLevel(max(handler.level, logging.WARNING))
+
+
 def summary_text(
     totals: RunTotals, seconds: float, handle: ModelHandle, provider: str, output: str
 ) -> str:
-    """The closing summary: counts, speed, failures, stage p50 / p95, nodes, model."""
+    """The closing summary: counts, speed, failures, stage p50 / p95, nodes, the providers the
+    actors ran (``provider`` is the requested one, shown only when no row was computed), model."""
     rate = totals.total / seconds if seconds > 0 else 0.0
     lines = [f"{totals.ok} ok, {totals.failed} failed in {seconds:.2f} s ({rate:.1f} images/s)"]
     for source, error in totals.first_failures:
@@ -124,8 +148,10 @@ def summary_text(
     if totals.nodes:
         per_node = ", ".join(f"{node[:8]} {count}" for node, count in totals.nodes.most_common())
         lines.append(f"rows per node: {per_node}")
+    # What the actors' engines really ran (DESIGN: report the provider that ran, not the request).
+    ran = "; ".join(sorted(totals.providers)) or f"{provider} requested, no rows computed"
     lines.append(
-        f"provider {provider} (in each actor); model {display(handle.name)} "
+        f"provider {ran}; model {display(handle.name)} "
         f"({handle.spec.precision}, {handle.spec.num_classes} classes, "
         f"sha256 {handle.sha256[:12]})"
     )

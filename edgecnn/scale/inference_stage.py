@@ -5,7 +5,8 @@ driver put in the object store), with onnxruntime intra-op threads = the CPUs Ra
 (onnxruntime would otherwise size its pool to the whole host in every actor). It turns batches
 of prepared images into result rows with exactly local ``classify``'s columns
 (:func:`edgecnn.classify.result_files.columns` / :func:`~edgecnn.classify.result_files.record`)
-plus ``model_sha256`` and ``node``.
+plus ``model_sha256``, ``node`` and ``provider`` (what the actor's engine really runs, e.g.
+``CPUExecutionProvider``: the requested ``auto`` / ``cuda`` may resolve differently per node).
 
 Usable on its own in a user's pipeline::
 
@@ -30,8 +31,9 @@ from edgecnn.runtime.classifier import Classifier, Foreign
 from edgecnn.scale.image_stage import load_bytes_row
 from edgecnn.scale.input_listing import is_uri, read_uri_bytes
 
-#: Columns a distributed run adds to local classify's: which model, and where the row was made.
-EXTRA_COLUMNS = ("model_sha256", "node")
+#: Columns a distributed run adds to local classify's: which model, where the row was made, and
+#: what ran it there (:attr:`Classifier.provider`, not the provider that was asked for).
+EXTRA_COLUMNS = ("model_sha256", "node", "provider")
 
 
 def result_schema(top_k: int) -> Any:
@@ -128,6 +130,7 @@ class ClassifyImages:
         self.top_k = max(1, min(top_k, self.classifier.spec.num_classes))
         self.sha256 = digest
         self.node = _node()
+        self.provider = self.classifier.provider
         self.schema = result_schema(self.top_k)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
@@ -153,6 +156,7 @@ class ClassifyImages:
         table = {name: [row[name] for row in rows] for name in columns(self.top_k)}
         table["model_sha256"] = [self.sha256] * len(rows)
         table["node"] = [self.node] * len(rows)
+        table["provider"] = [self.provider] * len(rows)
         return pa.table(table, schema=self.schema)
 
 

@@ -28,7 +28,7 @@ from edgecnn.tools.latency_stats import latency_stats
 PARQUET = "parquet"
 #: Stage samples kept for the summary's percentiles (thinned evenly beyond this).
 SAMPLE_CAP = 100_000
-_SUMMARY_COLUMNS = ["path", "status", "error", "node", *(f"{s}_ms" for s in STAGES)]
+_SUMMARY_COLUMNS = ["path", "status", "error", "node", "provider", *(f"{s}_ms" for s in STAGES)]
 
 
 def output_kind(out: str, fmt: str | None = None) -> str:
@@ -121,6 +121,7 @@ class RunTotals:
     failed: int = 0
     first_failures: list[tuple[str, str]] = field(default_factory=list)
     nodes: Counter[str] = field(default_factory=Counter)
+    providers: set[str] = field(default_factory=set)  # what the actors' engines really ran
     samples: dict[str, list[np.ndarray]] = field(default_factory=dict)
     stride: int = 1
 
@@ -141,6 +142,8 @@ class RunTotals:
                     self.first_failures.append((path, error or ""))
         if "node" in table.column_names:
             self.nodes.update(table.column("node").to_pylist())
+        if "provider" in table.column_names:
+            self.providers.update(p for p in table.column("provider").to_pylist() if p)
         for stage in STAGES:
             values = table.column(f"{stage}_ms").to_numpy(zero_copy_only=False).astype(float)
             values = values[~np.isnan(values)][:: self.stride]
