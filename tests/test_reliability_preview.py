@@ -43,7 +43,7 @@ def test_stalled_viewers_free_their_slots_and_idle_connections_lock_nobody_out()
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (480, 640, 3), np.uint8)  # noise: ~200 kB per JPEG
     stop = threading.Event()
-    with Preview("127.0.0.1", 0, write_timeout=0.5) as preview:
+    with Preview("127.0.0.1", 0, write_timeout=2.0) as preview:
         port = preview.port
 
         def feed() -> None:
@@ -65,13 +65,18 @@ def test_stalled_viewers_free_their_slots_and_idle_connections_lock_nobody_out()
                     f"GET /stream.mjpg HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
                 )
                 stalled.append(sock)
-            statuses = []
-            for _ in range(60):  # a real viewer: refused while the slots are held, then in
+            statuses = [_get(port, "/stream.mjpg", f"localhost:{port}")]
+            for _ in range(100):  # the stalled viewers hold every slot: a real one is refused
+                if statuses[-1] == 503:
+                    break
+                stop.wait(0.05)
                 statuses.append(_get(port, "/stream.mjpg", f"localhost:{port}"))
+            for _ in range(100):  # ... until they are dropped for not reading
                 if statuses[-1] == 200:
                     break
                 stop.wait(0.1)
-            assert statuses[0] == 503 and statuses[-1] == 200, statuses
+                statuses.append(_get(port, "/stream.mjpg", f"localhost:{port}"))
+            assert 503 in statuses and statuses[-1] == 200, statuses
             for _ in range(300):  # 300 connections that never send a request
                 idle = socket.socket()
                 idle.setblocking(False)
