@@ -119,10 +119,6 @@ class Summary:
         """Frames labelled per second of the run."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {**self.__dict__, "fps": self.fps}
-
     def text(self) -> str:
         """The closing summary printed by ``edgecnn live``."""
         lines = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -48,18 +47,6 @@ class Prediction:
     def score(self) -> float | None:
         """Top-1 probability (None for an error)."""
         return self.top[0][1] if self.top else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: source, status, top-1, top-k list, error, per-stage ms."""
-        return {
-            "path": self.source,
-            "status": "ok" if self.ok else "error",
-            "label": self.label,
-            "score": self.score,
-            "top": [{"label": label, "score": score} for label, score in self.top],
-            "error": self.error,
-            **{f"{stage}_ms": self.timings.get(stage) for stage in STAGES},
-        }
 
     def __str__(self) -> str:
         if not self.ok:
