@@ -147,7 +147,10 @@ def _pillow_header(data: bytes) -> Header | None:
         load()
         for fmt in list(Image.ID):
             factory, accept = Image.OPEN[fmt]
-            accepted = accept is None or accept(prefix)
+            try:  # some plugins' checks unpack fixed-size fields from short input
+                accepted = accept is None or accept(prefix)
+            except Exception:
+                continue
             if isinstance(accepted, str) or not accepted:
                 continue
             try:

@@ -192,6 +192,9 @@ def test_bad_files_each_get_a_clear_error(tmp_path):
         write(tmp_path / "truncated.jpg", good_jpeg[: len(good_jpeg) // 2]): "truncated JPEG",
         write(tmp_path / "header-only.jpg", good_jpeg[:300]): "truncated JPEG",
         write(tmp_path / "text.jpg", b"this is not a picture\n" * 20): "not an image",
+        # one to three bytes: short enough to trip format checks that unpack fixed-size fields
+        write(tmp_path / "one-byte.jpg", b"\xff"): "not an image",
+        write(tmp_path / "three-bytes.png", b"\x89PN"): "not an image",
         write(tmp_path / "cut.png", png_bytes(thirds())[:60]): "cannot decode",
         tmp_path / "missing.png": "no such file",
     }
