@@ -205,3 +205,20 @@ def test_bench_measures_engines_side_by_side_with_ratio_and_agreement(color_mode
     assert max(r["ratio_to_fastest"] for r in rows) == 1.0
     assert all(r["top1_agreement"] == 1.0 for r in rows)  # vs onnxruntime CPU, same inputs
     assert [w["model"] for w in report["warmup"]] == [r["model"] for r in rows]  # load/build s
+
+
+@pytest.mark.parametrize("engine", LOADS)
+def test_each_engine_runs_a_model_without_metadata(engine, tmp_path):
+    """A model from elsewhere (no edgecnn metadata) runs on every engine, as on onnxruntime."""
+    from edgecnn import Foreign
+    from tests.models import color_model, save
+
+    path = save(color_model(metadata=False), tmp_path / "foreign.onnx")
+    foreign = Foreign(labels=("r", "g", "b"), input_size=(16, 16))
+    images = np.zeros((4, 16, 16, 3), np.uint8)
+    for i in range(3):
+        images[i, :, :, i] = 255  # pure red, green, blue
+    reference = Classifier.load(path, provider="cpu", foreign=foreign).run(images)
+    got = Classifier.load(path, provider=engine, foreign=foreign).run(images)
+    np.testing.assert_array_equal(got.argmax(1), reference.argmax(1))
+    np.testing.assert_allclose(got, reference, atol=1e-4)

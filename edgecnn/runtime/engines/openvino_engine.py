@@ -170,11 +170,11 @@ def _info(port: Any) -> TensorInfo:
 def _metadata(model: Any) -> dict[str, str]:
     """ONNX ``metadata_props``: OpenVINO keeps them under rt_info["framework"]."""
     try:
-        framework = model.get_rt_info()["framework"]
-    except Exception:  # no metadata at all
+        keys = list(model.get_rt_info()["framework"])
+    except Exception:  # no metadata at all (OpenVINO then holds an empty, non-iterable value)
         return {}
     found = {}
-    for key in framework:
+    for key in keys:
         try:
             found[key] = model.get_rt_info(["framework", key]).astype(str)
         except Exception:
