@@ -623,3 +623,21 @@ def test_window_opens_where_a_display_exists_and_q_quits(
             child.kill()
         xvfb.terminate()
         xvfb.wait(10)
+
+
+def test_live_library_messages_name_parameters_the_cli_names_flags(
+    tmp_path: Path, color_model_path, color_folder
+) -> None:
+    """From Python the message names the `serve` / `save` parameters; the CLI shows the flags."""
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.live.browser_preview import parse_address
+    from edgecnn.live.frame_outputs import check_paths
+
+    with pytest.raises(EdgecnnError, match=r"^`serve` 'nonsense': expected HOST:PORT"):
+        parse_address("nonsense")
+    with pytest.raises(EdgecnnError, match=r"^`save` .*: the folder .* does not exist"):
+        check_paths(save=str(tmp_path / "missing" / "out.mp4"))
+    args = ["live", "-m", str(color_model_path), "-s", str(color_folder), "--serve", "nonsense"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    assert "--serve 'nonsense': expected HOST:PORT" in result.output

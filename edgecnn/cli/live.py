@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from edgecnn.cli.flags import cli_message
 from edgecnn.cli.options import with_classifier
 from edgecnn.cli.signals import EXIT_SIGTERM, Terminated, sigterm_as_interrupt
 from edgecnn.errors import EdgecnnError
@@ -112,11 +113,17 @@ def live(
     one-line errors (exit code 1).
     """
 
+    command = click.get_current_context().command  # notes may come from a source's thread
+
+    def as_flags(message: str) -> str:  # the library names parameters; here they are flags
+        return cli_message(message, command)
+
     def say(message: str) -> None:
         if not quiet:
-            click.echo(printable_lines(message), err=True)
+            click.echo(printable_lines(as_flags(message)), err=True)
 
     def note(message: str) -> None:  # reconnects, truncation, warnings: shown even with -q
+        message = as_flags(message)
         click.echo(
             printable_lines(
                 message if message.startswith(("warning", "preview")) else f"note: {message}"

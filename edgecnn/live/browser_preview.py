@@ -84,9 +84,9 @@ def parse_address(text: str) -> tuple[str, int]:
     try:
         port = int(port_text)
     except ValueError:
-        raise EdgecnnError(f"--serve {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080") from None
+        raise EdgecnnError(f"`serve` {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080") from None
     if not 0 <= port <= 65535:
-        raise EdgecnnError(f"--serve {text!r}: port {port} is out of range (0-65535)")
+        raise EdgecnnError(f"`serve` {text!r}: port {port} is out of range (0-65535)")
     return host, port
 
 
@@ -295,7 +295,7 @@ class Preview:
         """Bind and serve in a daemon thread; :class:`EdgecnnError` if the address is unusable."""
         server_cls = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
         cls = server_cls if ":" in self.host else _Server
-        where = f"--serve {self.host}:{self.port}"
+        where = f"`serve` {self.host}:{self.port}"
         try:
             server = cls((self.host, self.port), _Handler)
         except OSError as exc:

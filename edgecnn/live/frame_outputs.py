@@ -134,9 +134,9 @@ class VideoOutput(Output):
                 self.path, cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (width, height)
             )
             if not writer.isOpened():
-                check_writable(self.path, "--save")  # the likely reason, said plainly
+                check_writable(self.path, "`save`")  # the likely reason, said plainly
                 raise EdgecnnError(
-                    f"--save {display(self.path)}: OpenCV cannot write {self.fourcc} video here"
+                    f"`save` {display(self.path)}: OpenCV cannot write {self.fourcc} video here"
                 )
             self._writer, self.size = writer, (width, height)
         if (annotated.shape[1], annotated.shape[0]) != self.size:
@@ -168,19 +168,19 @@ class VideoOutput(Output):
 
 
 def video_fourcc(path: str) -> str:
-    """The FourCC for a ``--save`` path; :class:`EdgecnnError` for an unknown extension or a
+    """The FourCC for a ``save`` path; :class:`EdgecnnError` for an unknown extension or a
     name OpenCV's VideoWriter cannot take (not valid UTF-8: it has no bytes API and crashes)."""
     extension = os.path.splitext(path)[1].lower()
     if extension not in FOURCC:
         raise EdgecnnError(
-            f"--save {display(path)}: unknown video type {extension or '(none)'}; "
+            f"`save` {display(path)}: unknown video type {extension or '(none)'}; "
             f"use one of {', '.join(FOURCC)}"
         )
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise EdgecnnError(
-            f"--save {display(path)}: the name is not valid UTF-8, and OpenCV cannot write "
+            f"`save` {display(path)}: the name is not valid UTF-8, and OpenCV cannot write "
             "such names; choose a UTF-8 name"
         ) from None
     return FOURCC[extension]
@@ -190,9 +190,9 @@ def check_paths(save: str | None = None, jsonl: str | None = None) -> None:
     """Fail before anything opens when an output path is unusable (each checked once)."""
     if save:
         video_fourcc(save)
-        check_writable(save, "--save")
+        check_writable(save, "`save`")
     if jsonl:
-        check_writable(jsonl, "--jsonl")
+        check_writable(jsonl, "`jsonl`")
 
 
 def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -223,7 +223,7 @@ class JsonlOutput(Output):
             self._fh = open(path, "w", **_ENCODING)  # noqa: SIM115
         except OSError as exc:
             raise EdgecnnError(
-                f"--jsonl {display(path)}: cannot write: {exc.strerror or exc}"
+                f"`jsonl` {display(path)}: cannot write: {exc.strerror or exc}"
             ) from exc
 
     def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
@@ -385,8 +385,8 @@ def open_outputs(
                 outputs.append(WindowOutput())
             elif show:
                 say(
-                    f"warning: --show ignored: {problem}; watch with --serve HOST:PORT in a "
-                    "browser, or write --save OUT.mp4"
+                    f"warning: `show` ignored: {problem}; watch with `serve` HOST:PORT in a "
+                    "browser, or write `save` OUT.mp4"
                 )
         if console and jsonl != "-":  # True or "event": a line per event; "second": summaries
             second = console == "second"

@@ -513,7 +513,7 @@ class LiveSource(FrameSource):
             return None
         if not (self.reconnect or self.loop):
             self.ended = "stream ended"
-            self.notify(f"{self.name}: stopped delivering frames (use --reconnect to reopen it)")
+            self.notify(f"{self.name}: stopped delivering frames (use `reconnect` to reopen it)")
             return None
         delay = BACKOFF[0] if not self._paced else 0.0
         opened_before = capture is not None
