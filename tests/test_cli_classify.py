@@ -39,6 +39,25 @@ def test_csv_to_stdout_has_the_documented_schema(color_model_path, color_folder)
         assert float(row["inference_ms"]) >= 0
 
 
+def test_csv_header_is_the_golden_literal_and_jsonl_rows_carry_the_same_keys(
+    color_model_path, color_folder, tmp_path
+):
+    """The header scripts rely on, written out; JSON lines carry exactly the CSV's keys."""
+    result = run(str(color_folder), "-m", str(color_model_path), "-o", "-", "-k", "2", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        "path,status,label,score,label_2,score_2,error,"
+        "decode_ms,preprocess_ms,inference_ms,postprocess_ms"
+    )
+    out = tmp_path / "rows.jsonl"
+    result = run(str(color_folder), "-m", str(color_model_path), "-o", str(out), "-k", "2", "-q")
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 9
+    for line in lines:
+        assert list(json.loads(line)) == columns(2)
+
+
 def test_bad_inputs_are_rows_and_the_run_goes_on(color_model_path, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()

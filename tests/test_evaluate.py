@@ -32,6 +32,7 @@ def colour_dataset(root: Path, per_class: int = 3, classes=("red", "green", "blu
 def test_eval_onnx_reports_metrics_failures_json_and_png(
     color_model_path: Path, tmp_path: Path
 ) -> None:
+    pytest.importorskip("matplotlib")  # --png needs the plot extra
     data = colour_dataset(tmp_path / "data" / "test")
     colour_dataset(tmp_path / "data", classes=("red",))  # ignored: test/ wins
     (data / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
