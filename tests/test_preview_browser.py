@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -29,10 +31,24 @@ pytestmark = pytest.mark.skipif(
 
 
 def _wait_for_url(child: subprocess.Popen[str], limit: float = 30.0) -> str:
-    assert child.stderr is not None
+    """The preview URL from the child's stderr; a reader thread does the blocking reads (and keeps
+    draining the pipe), so a silent child fails here after ``limit`` instead of hanging."""
+    stderr = child.stderr
+    assert stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for text in stderr:
+            lines.put(text)
+        lines.put("")  # end of output
+
+    threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        line = child.stderr.readline()
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            break
         if not line:
             break
         if line.startswith("preview: "):
