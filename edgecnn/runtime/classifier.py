@@ -26,7 +26,6 @@ from edgecnn.runtime.prediction import Prediction, softmax
 from edgecnn.runtime.providers import CudaStatus, cuda_status
 from edgecnn.spec import METADATA_KEY, InputSpec, ModelSpec
 from edgecnn.tools.machine import int8_target_problem
-from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 
 DEFAULT_MODEL_CPU = "shapes-int8.onnx"
 DEFAULT_MODEL_GPU = "shapes-fp32.onnx"
@@ -48,18 +47,6 @@ def default_model_path(provider: str = "auto", status: CudaStatus | None = None)
     if not path.exists():
         raise ModelError(f"the bundled model {name} is missing from this installation ({path})")
     return path
-
-
-def _check_model_file(path: Path) -> None:
-    """A FIFO or /dev/zero named as the model would hang or fill memory inside onnxruntime.
-    (A folder is left to the session opener, which recognises a training run folder.)"""
-    if path.is_dir():
-        return
-    try:
-        check_regular(path, MODEL_LIMIT)
-    except UnusableFile as exc:
-        missing = exc.reason.startswith("no such file")
-        raise ModelError(f"{exc.path}: {'no such model file' if missing else exc.reason}") from None
 
 
 @dataclass(frozen=True)
@@ -169,7 +156,6 @@ class Classifier:
             options = EngineOptions(threads=threads, spinning=spinning, precision=precision)
         status = cuda_status() if provider in ("auto", "cuda", "tensorrt") else None
         model_path = default_model_path(provider, status) if path is None else Path(path)
-        _check_model_file(model_path)
         engine, choice = open_engine(model_path, provider, options)
         name = os.fsdecode(model_path)
         meta = engine.metadata

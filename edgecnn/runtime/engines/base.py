@@ -17,6 +17,7 @@ import numpy as np
 
 from edgecnn.errors import ModelError
 from edgecnn.model_files import keras_not_onnx, model_kind
+from edgecnn.user_files import MODEL_LIMIT, UnusableFile, check_regular
 
 #: Engine names accepted by ``--provider`` / ``Classifier.load(provider=...)``, besides "auto".
 ENGINES = ("cpu", "openvino", "cuda", "tensorrt")
@@ -104,15 +105,19 @@ def model_name(model: ModelSource) -> str:
 
 
 def check_model_file(model: ModelSource) -> str | bytes:
-    """The model as a str path (checked to be a file) or its bytes; ModelError otherwise."""
+    """The model as a str path (checked to be a regular file within the size bound) or its
+    bytes; ModelError otherwise."""
     if isinstance(model, bytes):
         return model
     name = os.fsdecode(model)
-    if not os.path.exists(name):
-        raise ModelError(f"{name}: no such model file")
     if os.path.isdir(name):
         hint = keras_not_onnx(name, model_kind(name))
         raise ModelError(hint or f"{name}: is a directory, not an .onnx model file")
+    try:  # a FIFO or /dev/zero named as the model would hang or fill memory in the backend
+        check_regular(name, MODEL_LIMIT)
+    except UnusableFile as exc:
+        missing = exc.reason.startswith("no such file")
+        raise ModelError(f"{exc.path}: {'no such model file' if missing else exc.reason}") from None
     return name
 
 
