@@ -360,7 +360,7 @@ def test_cli_train_and_force(tiny_shapes: Path, tmp_path) -> None:
 
 
 def test_stopping_schedule_scales_with_the_epoch_budget() -> None:
-    from edgecnn.train.trainer import stopping_schedule
+    from edgecnn.train.train_settings import stopping_schedule
 
     # the case: mnist (patience 3) asked for 15 epochs
     assert stopping_schedule(3, 15, None) == {

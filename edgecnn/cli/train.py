@@ -7,12 +7,16 @@ starts (a missing install is one ``Error:`` line naming the extra).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.spec import parse_size
 from edgecnn.train.architectures import ARCHITECTURES, DEFAULT_ARCH, get_architecture
+
+if TYPE_CHECKING:
+    from edgecnn.train.trainer import TrainResult
 
 
 def _arch_table() -> str:
@@ -115,23 +119,16 @@ def train(
     arch: str,
     out: Path | None,
     input_size: str | None,
-    color: str | None,
     num_classes: int | None,
-    epochs: int | None,
-    batch_size: int | None,
-    learning_rate: float | None,
-    optimizer: str | None,
-    patience: int | None,
-    monitor: str | None,
-    augment: str,
-    val_split: float,
-    test_split: float,
-    weights: str | None,
-    seed: int,
-    workers: int | None,
     force: bool,
+    **options: Any,
 ) -> None:
-    """Train a classifier on DATA_DIR (DATA_DIR/<class>/ or DATA_DIR/train/<class>/)."""
+    """Train a classifier on DATA_DIR (DATA_DIR/<class>/ or DATA_DIR/train/<class>/).
+
+    The flags named like :class:`~edgecnn.train.train_settings.TrainOptions` fields arrive in
+    ``options`` and become one (the option list is not repeated here).
+    """
+    from edgecnn.train.train_settings import TrainOptions
     from edgecnn.train.trainer import train as run_train
 
     try:
@@ -142,25 +139,17 @@ def train(
         data_dir,
         get_architecture(arch).name,
         out or Path("runs") / arch,
-        input_size=size,
-        color=color,
+        TrainOptions(input_size=size, **options),
         num_classes=num_classes,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        optimizer=optimizer,
-        patience=patience,
-        monitor=monitor,
-        augment=augment,
-        val_split=val_split,
-        test_split=test_split,
-        seed=seed,
-        workers=workers,
-        weights=weights,
         force=force,
         log=click.echo,
         warn=lambda message: click.echo(message, err=True),
     )
+    _report(result)
+
+
+def _report(result: TrainResult) -> None:
+    """The test report, the skipped-file count and the one-line result."""
     if result.test_report is not None:
         from edgecnn.tools.metrics import format_report
 

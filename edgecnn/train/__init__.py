@@ -12,6 +12,7 @@ from edgecnn.train.architectures import (
     build_model,
     get_architecture,
 )
+from edgecnn.train.train_settings import TrainOptions
 from edgecnn.train.trainer import RUN_FILES, TrainResult, train
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_ARCH",
     "RUN_FILES",
     "Architecture",
+    "TrainOptions",
     "TrainResult",
     "build_model",
     "get_architecture",
