@@ -30,8 +30,9 @@ from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError, SourceError
 from edgecnn.live.browser_preview import Preview, parse_address
 from edgecnn.live.frame_outputs import JsonlOutput, Output, VideoOutput, close_all, display_problem
-from edgecnn.live.frame_sources import locate, open_source
+from edgecnn.live.frame_sources import open_source
 from edgecnn.live.overlay import BAR, Annotation, annotate
+from edgecnn.live.source_uris import locate
 from edgecnn.live.stream import FrameResult, Smoother, Stream, play, run
 from edgecnn.runtime.classifier import Classifier
 from tests.conftest import BGR, write_color_image

@@ -26,7 +26,7 @@ from edgecnn.classify.result_files import check_writable, display
 from edgecnn.errors import EdgecnnError
 from edgecnn.live.browser_preview import Preview, parse_address
 from edgecnn.live.frame_result import FrameResult
-from edgecnn.live.frame_sources import FrameSource, Notify
+from edgecnn.live.frame_source_base import FrameSource, Notify
 from edgecnn.printable import print_line
 
 #: Video containers and the FourCC written into them.

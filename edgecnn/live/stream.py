@@ -36,7 +36,8 @@ from edgecnn.classify.result_files import display
 from edgecnn.errors import ImageError
 from edgecnn.live.frame_outputs import Output, check_paths, close_all, open_outputs
 from edgecnn.live.frame_result import FrameResult
-from edgecnn.live.frame_sources import Frame, FrameSource, Notify, describe, open_source
+from edgecnn.live.frame_source_base import Frame, FrameSource, Notify
+from edgecnn.live.frame_sources import describe, open_source
 from edgecnn.live.overlay import Annotation, annotate
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.prediction import Prediction
