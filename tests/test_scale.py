@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -277,10 +278,28 @@ def test_two_node_cluster_rows_from_both_nodes(workspace: Path, tmp_path: Path, 
     # Ray would publish this machine's network address; keep every connection on loopback.
     monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    started = tmp_path / "started"
+    started.mkdir()
+
+    class EveryActorComputes(ClassifyImages):  # Ray ships it by value, folder included
+        """Placement is the product's (a custom resource each node has once); which actor gets
+        a batch is Ray Data's (the least busy one, load-dependent). So each actor's first batch
+        waits until both actors have one: an actor holds at most 2 batches, the cluster >= 3."""
+
+        def __call__(self, batch):
+            (started / str(os.getpid())).touch()
+            while len(list(started.iterdir())) < 2:
+                time.sleep(0.05)
+            return super().__call__(batch)
 
     if ray.is_initialized():
         ray.shutdown()  # the module's local instance (if any) is restarted by its fixture user
-    node = {"num_cpus": 2, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
+    node = {
+        "num_cpus": 2,
+        "resources": {"edgecnn_actor": 1},  # one inference actor per node, whatever the load
+        "node_ip_address": "127.0.0.1",
+        "object_store_memory": 80 * 2**20,
+    }
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     try:
         cluster.add_node(**node)
@@ -290,16 +309,19 @@ def test_two_node_cluster_rows_from_both_nodes(workspace: Path, tmp_path: Path, 
         assert len(ray.nodes()) == 2
         sources = [str(workspace / "images"), str(workspace / "missing.jpg")]
         dataset = classify_dataset(
-            sources, str(workspace / "color.onnx"), batch_size=2, prepare_batch=2, actors=(2, 2)
+            sources,
+            str(workspace / "color.onnx"),
+            batch_size=2,
+            prepare_batch=2,
+            actors=(2, 2),
+            actor_resources={"edgecnn_actor": 1},
+            inference=EveryActorComputes,
         )
         out = tmp_path / "rows"
         dataset.write_parquet(str(out))
         rows = pq.read_table(out).to_pylist()
         assert by_path(rows) == local_rows(workspace / "color.onnx", sources)
-        # Every row names a node of this cluster. Which nodes compute is Ray's placement: on a
-        # quiet machine it may put both 1-CPU actors on one 2-CPU node, so a spread across
-        # both nodes is not asserted (it failed 2 of 3 fresh CI runs); see issue 14's note.
-        assert {row["node"] for row in rows} <= {n["NodeID"] for n in ray.nodes()}
+        assert {row["node"] for row in rows} == {n["NodeID"] for n in ray.nodes()}
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -20,6 +20,7 @@ import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ GPU_PROVIDERS = ("cuda", "tensorrt")
 #: Inputs per listing chunk and per prepare task.
 LIST_CHUNK = 1024
 PREPARE_BATCH = 64
+#: Ray Data's own defaults for the inference actors, spelled out: a dead actor is restarted and
+#: its batches rerun. (Spelling them out also keeps the prepare tasks a stage of their own: Ray
+#: fuses a task stage into the actors only when their remote arguments are identical.)
+RETRY_ACTORS = {"max_restarts": -1, "max_task_retries": -1}
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ def classify_dataset(
     recursive: bool = False,
     actors: tuple[int, int | None] = (1, None),
     actor_cpus: float = 1.0,
+    actor_resources: Mapping[str, float] | None = None,
     prepare_cpus: float = 1.0,
     prepare_batch: int = PREPARE_BATCH,
     ship_model: bool | None = None,
@@ -134,8 +140,11 @@ def classify_dataset(
     Dataset with a ``path`` column plus either ``bytes`` (``read_binary_files(...,
     include_paths=True)``) or nothing (each path is read). ``threads``: onnxruntime threads per
     actor (default: the actor's CPUs). ``actors``: (min, max) pool size
-    (max None: what the cluster holds). ``done``: an ObjectRef of a set of paths to skip.
-    ``inference``: the actor class (a subclass of ClassifyImages, e.g. adding columns).
+    (max None: what the cluster holds). ``actor_resources``: custom Ray resources each actor
+    asks for, to choose where actors run (``{"edgecnn": 1}`` with nodes started with
+    ``--resources '{"edgecnn": 1}'``: one actor per such node). ``done``: an ObjectRef of a set
+    of paths to skip. ``inference``: the actor class (a subclass of ClassifyImages, e.g. adding
+    columns).
     """
     rd = ray_data()
     handle = (
@@ -143,38 +152,18 @@ def classify_dataset(
         if isinstance(model, ModelHandle)
         else open_model(model, provider=provider, foreign=foreign, ship=ship_model)
     )
-    spec = handle.spec.input
     if isinstance(paths_or_dataset, rd.Dataset):
         rows = paths_or_dataset
     else:
-        sources = (
-            [paths_or_dataset]
-            if isinstance(paths_or_dataset, (str, Path))
-            else list(paths_or_dataset)
-        )
-        rows = rd.from_items(
-            [{"source": os.fsdecode(s)} for s in sources], override_num_blocks=len(sources)
-        ).map_batches(
-            list_sources,
-            batch_size=1,
-            num_cpus=0.1,  # mostly waiting on the filesystem; different from prepare: no fusion
-            fn_kwargs={
-                "recursive": recursive,
-                "chunk": max(LIST_CHUNK, prepare_batch),
-                "done": [done] if done is not None else None,
-                "root": os.getcwd(),
-            },
-        )
-        # Ray coalesces a task's outputs into big blocks; cut them back to one prepare task each
-        # (streaming: no materialisation), so decoding spreads over every CPU of the cluster.
-        rows = rows.repartition(target_num_rows_per_block=prepare_batch)
+        rows = _listed_inputs(rd, paths_or_dataset, recursive, prepare_batch, done)
     prepared = rows.map_batches(
         prepare_images,
         batch_size=prepare_batch,
         num_cpus=prepare_cpus,
-        fn_kwargs={"spec": spec},
+        fn_kwargs={"spec": handle.spec.input},
     )
     gpus = 1.0 if provider in GPU_PROVIDERS else 0.0
+    settings = {"provider": provider, "threads": threads, "foreign": foreign, "top_k": top_k}
     with warnings.catch_warnings():  # Ray 2.60 nags about ray_remote_args it still documents
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
         return prepared.map_batches(
@@ -184,17 +173,33 @@ def classify_dataset(
             compute=_pool(rd, actors, actor_cpus, gpus),
             num_cpus=actor_cpus,
             num_gpus=gpus or None,
-            # Ray Data's defaults, spelled out: a dead actor is restarted and its batches rerun.
-            # (Spelling them out also keeps the prepare tasks a stage of their own: Ray fuses a task
-            # stage into the actors only when their remote arguments are identical.)
-            max_restarts=-1,
-            max_task_retries=-1,
+            resources=dict(actor_resources) if actor_resources else None,
             fn_constructor_kwargs={
                 "model": handle.source,
-                "provider": provider,
-                "threads": threads,
-                "foreign": foreign,
-                "top_k": top_k,
                 "model_sha256": handle.sha256,
+                **settings,
             },
+            **RETRY_ACTORS,
         )
+
+
+def _listed_inputs(rd: Any, sources: Any, recursive: bool, prepare_batch: int, done: Any) -> Any:
+    """Step 1: one listing task per source (chunks of paths, ``done`` ones skipped), cut into
+    blocks of ``prepare_batch`` rows."""
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    rows = rd.from_items(
+        [{"source": os.fsdecode(s)} for s in sources], override_num_blocks=len(sources)
+    ).map_batches(
+        list_sources,
+        batch_size=1,
+        num_cpus=0.1,  # mostly waiting on the filesystem; different from prepare: no fusion
+        fn_kwargs={
+            "recursive": recursive,
+            "chunk": max(LIST_CHUNK, prepare_batch),
+            "done": [done] if done is not None else None,
+            "root": os.getcwd(),
+        },
+    )
+    # Ray coalesces a task's outputs into big blocks; cut them back to one prepare task each
+    # (streaming: no materialisation), so decoding spreads over every CPU of the cluster.
+    return rows.repartition(target_num_rows_per_block=prepare_batch)
