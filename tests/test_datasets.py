@@ -13,16 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
-from edgecnn.data.datasets import (
-    check_ratios,
-    discover,
-    find_images,
-    inspect,
-    parse_ratios,
-    resolve_splits,
-    split_dataset,
-    split_indices,
-)
+from edgecnn.data.dataset_inspection import inspect
+from edgecnn.data.dataset_splits import check_ratios, parse_ratios, resolve_splits, split_indices
+from edgecnn.data.datasets import discover, find_images
+from edgecnn.data.split_on_disk import split_dataset
 from edgecnn.errors import DatasetError
 
 
@@ -163,10 +157,38 @@ def test_split_indices_sizes_and_small_classes() -> None:
     assert [len(p) for p in split_indices(3, (0.9, 0.1), seed=0)] == [2, 1]
 
 
-@pytest.mark.parametrize("bad", [(0.5, 0.2), (0.7, 0.3, 0.3), (1.2, -0.2), (0.0, 1.0)])
+@pytest.mark.parametrize(
+    "bad", [(0.5, 0.2), (0.7, 0.3, 0.3), (1.2, -0.2), (0.0, 1.0), (float("nan"), 0.5, 0.5)]
+)
 def test_bad_ratios(bad: tuple[float, ...]) -> None:
     with pytest.raises(DatasetError):
         check_ratios(bad)
+
+
+@pytest.mark.parametrize(
+    ("ratios", "val_split", "test_split"),
+    [((0.0, 1.0), 1.0, 0.0), ((0.5, 0.2), 0.5, 0.5), ((float("nan"), 0.5, 0.5), float("nan"), 0)],
+)
+def test_one_ratio_check_for_split_parse_shapes_and_train(
+    tmp_path: Path, ratios: tuple[float, ...], val_split: float, test_split: float
+) -> None:
+    """The same rule refuses the same ratios wherever they enter: parsed text, the on-disk
+    split, the shapes generator and train's val_split / test_split."""
+    from edgecnn.data.shapes import generate_shapes
+
+    text = ",".join(f"{r:g}" for r in ratios)
+    flat = tmp_path / "flat"
+    for label in ("a", "b"):
+        write_image(flat / label / "x.jpg")
+    with pytest.raises(DatasetError):
+        parse_ratios(text)
+    with pytest.raises(DatasetError):
+        split_dataset(flat, tmp_path / "out", ratios)
+    with pytest.raises(DatasetError):
+        generate_shapes(tmp_path / "shapes", 2, (16, 16), ratios=ratios)
+    with pytest.raises(DatasetError, match="val_split"):
+        resolve_splits(discover(flat), val_split, test_split)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "shapes").exists()
 
 
 def test_parse_ratios_accepts_percentages() -> None:

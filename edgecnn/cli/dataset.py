@@ -43,8 +43,8 @@ def dataset() -> None:
 @click.option("--workers", type=click.IntRange(1), default=None, help="Decode threads.")
 def inspect(directory: Path, as_json: bool, workers: int | None) -> None:
     """Counts per class and split, imbalance, image sizes, colour anomalies, unreadable files."""
-    from edgecnn.data.datasets import format_inspection
-    from edgecnn.data.datasets import inspect as run_inspect
+    from edgecnn.data.dataset_inspection import format_inspection
+    from edgecnn.data.dataset_inspection import inspect as run_inspect
 
     report = run_inspect(directory, workers=workers, progress=_progress("checked"))
     if as_json:
@@ -68,7 +68,8 @@ def inspect(directory: Path, as_json: bool, workers: int | None) -> None:
 )
 def split(src: Path, dst: Path, ratios: str, seed: int, link: bool) -> None:
     """Split a flat SRC/<class>/ dataset into DST/train|validation|test/<class>/."""
-    from edgecnn.data.datasets import parse_ratios, split_dataset
+    from edgecnn.data.dataset_splits import parse_ratios
+    from edgecnn.data.split_on_disk import split_dataset
 
     skipped: list[tuple[str, str]] = []
     counts = split_dataset(src, dst, parse_ratios(ratios), seed, link=link, skipped=skipped)
@@ -112,7 +113,7 @@ def shapes(
     workers: int | None,
 ) -> None:
     """Generate the shapes dataset (circle, square, star, triangle) into DST."""
-    from edgecnn.data.datasets import parse_ratios
+    from edgecnn.data.dataset_splits import parse_ratios
     from edgecnn.data.shapes import generate_shapes
 
     try:

@@ -23,7 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecnn.data.datasets import check_destination_layout
+from edgecnn.data.dataset_splits import check_ratios
+from edgecnn.data.datasets import SPLITS
+from edgecnn.data.split_on_disk import check_destination_layout
 from edgecnn.errors import DatasetError
 from edgecnn.tools.machine import available_cores
 
@@ -124,13 +126,8 @@ def _split_names(n: int, ratios: tuple[float, ...] | None) -> list[str]:
     """Split name for each of n images (by index: images are independent draws)."""
     if ratios is None:
         return ["all"] * n
-    names = ("train", "validation", "test")
-    if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios):
-        raise DatasetError("ratios must be 2 or 3 non-negative numbers (train,validation[,test])")
-    if abs(sum(ratios) - 1.0) > 1e-6:
-        raise DatasetError(f"ratios {ratios} add up to {sum(ratios):g}, not 1")
-    bounds = np.round(np.cumsum(ratios) * n).astype(int)
-    return [names[int(np.searchsorted(bounds, i, side="right"))] for i in range(n)]
+    bounds = np.round(np.cumsum(check_ratios(ratios)) * n).astype(int)
+    return [SPLITS[int(np.searchsorted(bounds, i, side="right"))] for i in range(n)]
 
 
 # --- backgrounds -------------------------------------------------------------------------------

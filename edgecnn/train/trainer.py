@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn import _deps
-from edgecnn.data.datasets import Dataset, discover, resolve_splits
+from edgecnn.data.dataset_splits import resolve_splits
+from edgecnn.data.datasets import Dataset, discover
 from edgecnn.errors import DatasetError, EdgecnnError
 from edgecnn.run_config import RunConfig
 from edgecnn.spec import InputSpec
