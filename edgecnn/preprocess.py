@@ -6,7 +6,8 @@ and :func:`prepare`), so the pixels the model sees at the edge are the pixels it
 
 Steps: read bytes -> check the header (refuse absurd sizes before allocating) -> decode with
 OpenCV (at reduced size for big JPEGs, chosen only from header size and target size, so it is
-deterministic) -> colour order -> fit (crop / stretch / pad / height) -> resize -> uint8.
+deterministic; large images straight into their array, without the binding's copy) -> fit
+(crop / stretch / pad / height) -> resize -> colour order (on the small result) -> uint8.
 ``pad`` letterboxes; ``height`` resizes to the model's height keeping the aspect ratio (text
 lines, strips) and stretches only an image too wide for the model. Both fill with
 ``spec.pad_value`` and place the image at ``spec.anchor`` (left or centre).
@@ -36,6 +37,9 @@ ImageInput = str | Path | bytes | bytearray | memoryview | np.ndarray
 MAX_PIXELS = 150_000_000
 #: Files larger than this are refused before reading them into memory.
 MAX_FILE_BYTES = IMAGE_LIMIT
+#: Decoded images at least this large are decoded in place (see :func:`_decode_pixels`); smaller
+#: ones take ``cv2.imdecode``'s extra copy, cheaper than a memory file's system calls.
+IN_PLACE_BYTES = 16 * 1024 * 1024
 
 _INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,
@@ -111,6 +115,20 @@ def _quick_header(data: bytes) -> Header | None:
             return None
         wide = data[24] == 16 and data[25] == 0  # as Pillow: only 16-bit gray stays wide
         return Header(width, height, bands, 2 if wide else 1)
+    i = _jpeg_frame(data)
+    if i is None:
+        return None
+    height = int.from_bytes(data[i + 5 : i + 7], "big")
+    width = int.from_bytes(data[i + 7 : i + 9], "big")
+    bands = data[i + 9]
+    if not width or not height or bands not in (1, 3, 4):
+        return None
+    return Header(width, height, bands, 1 if data[i + 4] <= 8 else 2)
+
+
+def _jpeg_frame(data: bytes) -> int | None:
+    """Offset of a JPEG's start-of-frame marker (which carries size and components); None for
+    anything else or anything unusual."""
     if data[:2] != b"\xff\xd8":
         return None
     i, end = 2, len(data)
@@ -123,19 +141,44 @@ def _quick_header(data: bytes) -> Header | None:
         elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             i += 2
         elif marker in _SOF:
-            if i + 10 > end:
-                return None
-            height = int.from_bytes(data[i + 5 : i + 7], "big")
-            width = int.from_bytes(data[i + 7 : i + 9], "big")
-            bands = data[i + 9]
-            if not width or not height or bands not in (1, 3, 4):
-                return None
-            return Header(width, height, bands, 1 if data[i + 4] <= 8 else 2)
+            complete = i + 10 <= end and i + 10 + 3 * data[i + 9] <= end
+            return i if complete else None
         elif marker == 0xDA:  # start of scan before any frame header
             return None
         else:
             i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return None
+
+
+#: Progressive JPEG frame markers (SOF2, SOF6, SOF10, SOF14).
+_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+
+def coefficient_bytes(data: bytes) -> int:
+    """Memory a JPEG decoder holds for the DCT coefficients of the whole image, whatever the
+    output scale; 0 for a single-scan JPEG (decoded row by row) and for other formats.
+
+    libjpeg keeps every coefficient (64 per 8x8 block of every component, 2 bytes each) when
+    the image comes in several scans: progressive, or sequential with a scan per component.
+    A 3 MB progressive 12200x12200 JPEG decoded at 1/8 scale (7 MB) peaks 430 MB higher.
+    """
+    i = _jpeg_frame(data)
+    if i is None:
+        return 0
+    if data[i + 1] not in _PROGRESSIVE_SOF and data.count(b"\xff\xda", i) < 2:
+        return 0
+    height = int.from_bytes(data[i + 5 : i + 7], "big")
+    width = int.from_bytes(data[i + 7 : i + 9], "big")
+    sampling = [(hv >> 4 or 1, hv & 15 or 1) for hv in data[i + 11 : i + 10 + 3 * data[i + 9] : 3]]
+    if not sampling:
+        return 0
+    h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
+    blocks = 0
+    for h, v in sampling:  # blocks per component, padded to whole MCUs as libjpeg does
+        across = -(-width // (8 * h_max)) * h
+        down = -(-height // (8 * v_max)) * v
+        blocks += across * down
+    return blocks * 64 * 2
 
 
 def _pillow_header(data: bytes) -> Header | None:
@@ -247,8 +290,9 @@ def decode(
 
     ``color_order`` only matters for arrays: the order of the caller's channels ("bgr" as
     OpenCV delivers frames, or "rgb"). ``max_pixels``: larger declared images are refused.
-    ``reserve``: called with the bytes the decoded image will take, before decoding (a
-    pipeline bounds the memory of the images it decodes at once). Raises :class:`ImageError`
+    ``reserve``: called before decoding with the bytes decoding will hold (the image, in one
+    copy or, below :data:`IN_PLACE_BYTES`, two; plus a multi-scan JPEG's coefficients), so a
+    pipeline bounds the memory of the images it decodes at once. Raises :class:`ImageError`
     naming the source.
     """
     if isinstance(source, np.ndarray):
@@ -269,18 +313,49 @@ def decode(
     factor = 1
     if reduce and header is not None and data[:2] == b"\xff\xd8":
         factor = reduction_factor(header.width, header.height, spec)
+    size = 0 if header is None else header.decoded_bytes(factor, 1 if spec.color == "gray" else 3)
+    in_place = size >= IN_PLACE_BYTES and _can_decode_in_place()
     if reserve is not None and header is not None:
-        # OpenCV's PNG (and other non-JPEG) decoders peak at about twice the decoded image
-        # (measured: 830 MB for a 432 MB PNG); JPEG scanlines go straight into the result.
-        copies = 1 if data[:2] == b"\xff\xd8" else 2
-        reserve(copies * header.decoded_bytes(factor, 1 if spec.color == "gray" else 3))
+        reserve((1 if in_place else 2) * size + coefficient_bytes(data))
     flags = (_REDUCED_GRAY if spec.color == "gray" else _REDUCED_COLOR)[factor]
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    image = _decode_pixels(data, flags, in_place)
     if image is None or image.size == 0:
         known = header is not None or looks_like_image(data[:HEAD_BYTES])
         kind = "corrupt image data" if known else "not an image (unknown format)"
         raise ImageError(name, f"cannot decode: {kind}")
     return image
+
+
+def _can_decode_in_place() -> bool:
+    """Whether :func:`_decode_pixels` can decode in place here (Linux: memfd and /proc)."""
+    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+def _decode_pixels(data: bytes, flags: int, in_place: bool) -> np.ndarray | None:
+    """OpenCV's decoder on ``data``; ``in_place``: straight into the returned array.
+
+    ``cv2.imdecode`` returns a matrix that OpenCV's Python binding then copies into NumPy
+    memory, so it peaks at twice the decoded image (876 MiB for a 432 MB PNG); ``cv2.imread``
+    with ``dst=None`` allocates through NumPy and decodes into it once (463 MiB), but reads a
+    file: the bytes already read and checked go to an anonymous in-memory file (memfd), read
+    back by its /proc path. Same decoder, same flags, same pixels. None when OpenCV cannot
+    decode (as imdecode).
+    """
+    if in_place:
+        try:
+            fd = os.memfd_create("edgecnn-image", os.MFD_CLOEXEC)
+        except OSError:  # out of descriptors, or forbidden by a sandbox: the copying way
+            fd = -1
+        if fd >= 0:
+            try:
+                with memoryview(data) as view:
+                    written = 0
+                    while written < len(view):
+                        written += os.write(fd, view[written:])
+                return cv2.imread(f"/proc/self/fd/{fd}", None, flags)
+            finally:
+                os.close(fd)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
 
 
 def _normalise_array(array: np.ndarray, spec: InputSpec, color_order: str) -> np.ndarray:

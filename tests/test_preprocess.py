@@ -14,7 +14,14 @@ import pytest
 from PIL import Image
 
 from edgecnn.errors import ImageError
-from edgecnn.preprocess import MAX_PIXELS, decode, load_image, reduction_factor
+from edgecnn.preprocess import (
+    IN_PLACE_BYTES,
+    MAX_PIXELS,
+    decode,
+    load_image,
+    prepare,
+    reduction_factor,
+)
 from edgecnn.spec import InputSpec
 
 RGB = InputSpec(64, 64, 3, "rgb", "crop", "area")
@@ -113,6 +120,28 @@ def test_large_jpeg_decodes_reduced_and_deterministically():
     assert decode(data, RGB).shape == (334, 500, 3)
     assert decode(data, RGB, reduce=False).shape == (2672, 4000, 3)
     assert np.array_equal(load_image(data, RGB), load_image(data, RGB))
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_large_images_decode_in_place_to_the_pixels_imdecode_gives(ext):
+    """Images decoding to >= IN_PLACE_BYTES skip cv2.imdecode's extra copy (OpenCV's decoder
+    writes straight into the array): the pixels must be the ones imdecode gives, in colour
+    and in gray, whole and at a JPEG's reduced scale, so the model sees what it saw before."""
+    ramp = np.linspace(0, 255, 4100, dtype=np.float32)
+    image = np.dstack([np.add.outer(ramp[:4200] * 0.5, ramp * 0.5)] * 3).astype(np.uint8)
+    image[::7, :, 1] = 200
+    image[:, ::11, 2] = 30
+    data = cv2.imencode(ext, image)[1].tobytes()
+    gray = InputSpec(600, 600, 1, "gray", "crop", "area")
+    reduced = InputSpec(512, 512, 3, "rgb", "crop", "area")  # a JPEG decodes at 1/8 for it
+    cases = [(RGB, False, cv2.IMREAD_COLOR), (gray, False, cv2.IMREAD_GRAYSCALE)]
+    if ext == ".jpg":
+        cases.append((reduced, True, cv2.IMREAD_REDUCED_COLOR_8))
+    assert IN_PLACE_BYTES <= 4200 * 4100  # the gray case decodes in place too
+    for spec, reduce, flags in cases:
+        expected = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        assert np.array_equal(decode(data, spec, reduce=reduce), expected)
+        assert np.array_equal(load_image(data, spec, reduce=reduce), prepare(expected, spec))
 
 
 # ---------------------------------------------------------------- converted, not rejected

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
 
 from edgecnn import Classifier
 from edgecnn.classify.result_files import columns
@@ -163,31 +164,55 @@ def test_a_jpeg_far_shorter_than_its_size_is_truncated_and_the_pixel_limit_is_an
     assert "60x40" in rows[1]["error"] and "over 1,000" in rows[1]["error"]
 
 
-def test_decoded_bytes_in_flight_stay_within_the_budget(tmp_path, color_model_path):
-    """Four PNGs of ~2 kB that decode to 108 MB each, four workers, a 120 MB budget: one
-    decoded image at a time, so the peak grows by about one image, not four."""
+def _peak_growth(folder: Path, model: Path, data: bytes) -> dict:
+    """Four copies of ``data`` classified in a child with four workers and a 75 MB decode
+    budget: the growth of the child's peak RSS (VmHWM: its own since exec, where ru_maxrss
+    also counts the forking parent's) over a warm-up run of four small images through the
+    same pipeline (threads, onnxruntime batch of 4)."""
+    names = [str(folder / f"big{i}") for i in range(4)]
+    for name in names:
+        Path(name).write_bytes(data)
+    small = write_color_image(folder / "small.png", "red")
     result = run_python(f"""
-        import json, resource, cv2, numpy as np
+        import json
         from edgecnn import Classifier
         from edgecnn.classify.input_discovery import scan
         from edgecnn.runtime.batch_pipeline import Pipeline
-        folder = {str(tmp_path)!r}
-        data = cv2.imencode(".png", np.zeros((6000, 6000, 3), np.uint8))[1].tobytes()
-        for i in range(4):
-            open(f"{{folder}}/big{{i}}.png", "wb").write(data)
-        del data
-        clf = Classifier.load({str(color_model_path)!r}, provider="cpu")
-        items = scan([f"{{folder}}/big{{i}}.png" for i in range(4)]).items
-        list(Pipeline(clf, workers=1, batch_size=1).run(items[:1]))  # warm up: one image
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        pipe = Pipeline(clf, workers=4, batch_size=4, decode_budget=120 * 2**20)
-        ok = [p.ok for p in pipe.run(items)]
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(json.dumps({{"ok": ok, "growth": peak - base}}))
+        clf = Classifier.load({str(model)!r}, provider="cpu")
+        pipe = Pipeline(clf, workers=4, batch_size=4, decode_budget=75 * 10**6)
+        def peak():
+            status = open("/proc/self/status").read().splitlines()
+            return 1024 * int(next(s.split()[1] for s in status if s.startswith("VmHWM:")))
+        list(pipe.run(scan([{str(small)!r}] * 4).items))
+        base = peak()
+        ok = [p.ok for p in pipe.run(scan({names!r}).items)]
+        print(json.dumps({{"ok": ok, "growth": peak() - base}}))
     """)
-    found = last_json(result)
+    return last_json(result)
+
+
+def test_a_large_png_is_decoded_once_and_one_at_a_time(tmp_path, color_model_path):
+    """Four PNGs of ~70 kB that decode to 69 MB each: one at a time under the budget, and
+    decoded in place (OpenCV's imdecode + its binding's copy peaked at twice the image), so
+    the peak grows by about one image, not two (one image in two copies) or four."""
+    data = cv2.imencode(".png", np.zeros((4800, 4800, 3), np.uint8))[1].tobytes()
+    found = _peak_growth(tmp_path, color_model_path, data)
     assert found["ok"] == [True] * 4
-    assert found["growth"] < 1.5 * 108e6, found  # four at once would add ~320 MB
+    assert 0.8 * 69.1e6 < found["growth"] < 1.25 * 69.1e6, found  # two copies: +138 MB
+
+
+def test_a_progressive_jpegs_coefficients_count_against_the_budget(tmp_path, color_model_path):
+    """A progressive 4800x4800 JPEG decoded at 1/8 scale gives 1 MB of pixels, but libjpeg
+    holds the whole image's DCT coefficients (69 MB) while decoding: the budget counts them,
+    so four such files decode one at a time (they used to decode four at once, +280 MB), and
+    what libjpeg freed in one worker's heap goes back to the system (it stayed: +98..120 MB)."""
+    image = np.zeros((4800, 4800, 3), np.uint8)
+    image[::50] = 255
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", progressive=True)
+    found = _peak_growth(tmp_path, color_model_path, buf.getvalue())
+    assert found["ok"] == [True] * 4
+    assert 0.8 * 69.1e6 < found["growth"] < 1.25 * 69.1e6, found
 
 
 # --------------------------------------------------------------------------- 8 and 9: numbers
