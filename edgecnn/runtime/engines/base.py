@@ -99,6 +99,27 @@ class Engine(ABC):
         """Free what the engine holds (sessions, compiled models)."""
 
 
+def warm_up(engine: Engine, runs: int = 2) -> None:
+    """Run a black image ``runs`` times so first-run costs (allocations, lazy kernels, a
+    thread pool starting) are paid at load, not by the first real batch. Skipped for inputs
+    without a fixed size; a model that fails here reports its error on the real batch."""
+    if len(engine.inputs) != 1:
+        return
+    info = engine.inputs[0]
+    dims = [
+        1 if i == 0 and not (isinstance(d, int) and d > 0) else d for i, d in enumerate(info.shape)
+    ]
+    dtype = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}.get(info.type)
+    if dtype is None or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        return
+    batch = np.zeros(dims, dtype)
+    try:
+        for _ in range(runs):
+            engine.run(batch)
+    except Exception:  # the real batch reports it, with the image named
+        return
+
+
 def model_name(model: ModelSource) -> str:
     """How a model source is named in messages."""
     return "<bytes>" if isinstance(model, bytes) else os.fsdecode(model)

@@ -24,6 +24,7 @@ from edgecnn.runtime.engines.base import (
     first_line,
     model_name,
     unusable_model,
+    warm_up,
 )
 from edgecnn.runtime.providers import (
     CPU,
@@ -87,6 +88,8 @@ class OnnxRuntimeEngine(Engine):
         self._output = self.outputs[0].name if self.outputs else ""
         if engine != "cpu" and self.inputs:
             self._warm_up()  # TensorRT builds (or loads) its engine here, not on the first image
+        else:
+            warm_up(self)
         self.build_s = time.perf_counter() - started
 
     def _providers(self, source: str | bytes) -> list[str | tuple[str, dict[str, str]]]:

@@ -2,13 +2,21 @@
 
 Which engine is fastest depends on the batch size, the model and on what else the machine is
 doing: measured on this project's 2-core box, onnxruntime with spinning threads is the fastest
-on single frames of the small bundled model when the machine is quiet and 3x slower than
-OpenVINO when other processes share the cores; OpenVINO THROUGHPUT wins batches. So instead of
-a fixed rule, :class:`RacingEngine` keeps the candidates ``auto`` picked and, per batch-size
-class (1, 2-3, 4-7, 8-15, ...), runs the first batches on each in turn (the first run of each
-is a warm-up and does not count), then sends every batch to the one with the lowest mean time
-per image, and re-times one other candidate every :data:`EXPLORE_EVERY` batches so a change of
-load is followed. The choice is visible at all times: :attr:`RacingEngine.provider` and
+on the small bundled fp32 model when the machine is quiet and 3x slower than OpenVINO when
+other processes share the cores; OpenVINO wins the large models. So instead of a fixed rule,
+:class:`RacingEngine` opens the candidates ``auto`` picked (at load, with a warm-up run each)
+and, per batch-size class (1, 2-3, 4-7, 8-15, ...), visits them in turn on the first batches,
+then sends every batch to the one with the lowest median time per image, and re-times another
+candidate every :data:`EXPLORE_SECONDS` so a change of load is followed.
+
+How a fair measurement is taken on a small, shared machine (each rule fixed a wrong choice
+measured on the 2-core box): a candidate is timed only after it has run for
+:data:`SETTLE_SECONDS` since the switch to it (onnxruntime's spinning threads hold a core
+~40 ms after its last run and slowed whichever engine ran next); visits are interleaved
+(A B C A B C ...) so a change of load hits every candidate alike; the median of samples, not
+the mean, decides (one 10 ms preemption by another process must not flip the choice); and the
+winner changes only when another candidate is :data:`MARGIN` faster.
+The choice is visible at all times: :attr:`RacingEngine.provider` and
 :meth:`RacingEngine.describe` name the current winner of each batch-size class and its numbers.
 """
 
@@ -25,20 +33,25 @@ import numpy as np
 
 from edgecnn.runtime.engines.base import Engine
 
-#: Timed runs per candidate before the race of a batch-size class is decided.
-SAMPLES = 4
+#: Timed samples per candidate (one per visit, visits interleaved) before a class is decided.
+SAMPLES = 3
 #: Untimed first runs of each candidate in each batch-size class (allocations for the shape,
 #: request creation, thread pools waking up: measured up to 100x a steady run).
 WARMUP_RUNS = 2
-#: After the race, another candidate is re-timed when both this many batches and
-#: :data:`EXPLORE_SECONDS` have passed since the last re-timing.
-EXPLORE_EVERY = 16
-EXPLORE_SECONDS = 3.0
-#: Per-image times remembered per candidate (the mean of these decides).
-WINDOW = 5
+#: After a switch, a candidate's runs are timed only once it has run this long.
+SETTLE_SECONDS = 0.05
 #: One timed sample spans consecutive runs of at least this long: a single 0.2 ms run of a
 #: small model is mostly timer and scheduler noise.
 SAMPLE_SECONDS = 0.02
+#: Samples per candidate the decision looks at (the newest ones).
+WINDOW = 3
+#: After the race, another candidate is re-timed (a visit of :data:`WINDOW` fresh samples) when
+#: both this many batches and this many seconds have passed since the last re-timing. A visit
+#: costs ~0.1 s at the other engine's speed: every 10 s keeps that under 1% of the run.
+EXPLORE_EVERY = 16
+EXPLORE_SECONDS = 10.0
+#: The winner changes only when another candidate's median is this much lower.
+MARGIN = 0.03
 
 
 def bucket(batch_size: int) -> int:
@@ -54,115 +67,138 @@ def bucket_label(index: int) -> str:
 
 @dataclass
 class Race:
-    """The race of one batch-size class.
+    """The race of one batch-size class: who runs the next batch, and what the runs measured.
 
-    A run is timed only when the same candidate also ran the batch before it: the first run
-    after a switch pays for the previous engine's threads going idle (onnxruntime's spin) and
-    for cold caches, and would make whichever engine runs second look slow. So each candidate
-    runs a stretch of batches while racing, and a re-timing takes two batches (one untimed).
+    A *visit* keeps one candidate running until it has its samples (one while racing,
+    :data:`WINDOW` when re-timing); outside visits the winner runs, and its own samples keep
+    being taken, so a slowdown of the winner shows at once.
     """
 
     candidates: int
     clock: Callable[[], float] = time.monotonic
     times: list[deque[float]] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)
-    last: int | None = None
+    winner: int | None = None
+    current: int | None = None
+    switched_at: float = 0.0
+    visit: int | None = None
+    visit_left: int = 0
     since_explore: int = 0
     explored_at: float = 0.0
     rotation: int = 0
-    pending: int | None = None
     stretch: list[float] = field(default_factory=lambda: [0.0, 0.0])  # seconds, images
 
     def __post_init__(self) -> None:
         self.times = [deque(maxlen=WINDOW) for _ in range(self.candidates)]
         self.runs = [0] * self.candidates
-        self.explored_at = self.clock()
 
     def pick(self) -> int:
         """The candidate for the next batch."""
-        if self.pending is not None:  # a re-timing: until its sample is complete
-            return self.pending
-        unfinished = [i for i in range(self.candidates) if len(self.times[i]) < SAMPLES]
-        if unfinished:  # still racing: stay on the current candidate until it has its samples
-            return self.last if self.last in unfinished else unfinished[0]
-        best = self.best()
+        if self.visit is not None:
+            return self.visit
+        if self.winner is None:  # racing: visit the next candidate with the fewest samples
+            start = 0 if self.current is None else self.current + 1
+            order = [(start + k) % self.candidates for k in range(self.candidates)]
+            fewest = min(len(t) for t in self.times)
+            return self._start_visit(next(i for i in order if len(self.times[i]) == fewest), 1)
         self.since_explore += 1
         due = self.since_explore >= EXPLORE_EVERY and (
             self.clock() - self.explored_at >= EXPLORE_SECONDS
         )
         if self.candidates > 1 and due:
             self.since_explore, self.explored_at = 0, self.clock()
-            others = [i for i in range(self.candidates) if i != best]
+            others = [i for i in range(self.candidates) if i != self.winner]
             self.rotation += 1
-            self.pending = others[self.rotation % len(others)]
-            return self.pending
-        return best
+            other = others[self.rotation % len(others)]
+            self.times[other].clear()  # a fresh median: the load may have changed since
+            return self._start_visit(other, WINDOW)
+        return self.winner
+
+    def _start_visit(self, index: int, samples: int) -> int:
+        self.visit, self.visit_left = index, samples
+        return index
 
     def record(self, index: int, seconds: float, images: int = 1) -> None:
-        """One run's time. Runs count once the candidate is warm and also ran the batch
-        before; consecutive ones add up to a sample of at least :data:`SAMPLE_SECONDS`."""
+        """One run's time (``seconds``, just ended). Runs count once the candidate is warm and
+        has run :data:`SETTLE_SECONDS` since the switch to it; consecutive ones add up to a
+        sample of at least :data:`SAMPLE_SECONDS`."""
+        now = self.clock()
         self.runs[index] += 1
-        if index != self.last:
-            self.last, self.stretch = index, [0.0, 0.0]
+        if index != self.current:
+            self.current, self.switched_at, self.stretch = index, now - seconds, [0.0, 0.0]
             return
-        if self.runs[index] <= WARMUP_RUNS:
+        if self.runs[index] <= WARMUP_RUNS or now - seconds - self.switched_at < SETTLE_SECONDS:
             return
         self.stretch[0] += seconds
         self.stretch[1] += images
-        if self.stretch[0] >= SAMPLE_SECONDS:
-            self.times[index].append(self.stretch[0] / self.stretch[1])
-            self.stretch = [0.0, 0.0]
-            if self.pending == index:
-                self.pending = None
+        if self.stretch[0] < SAMPLE_SECONDS:
+            return
+        self.times[index].append(self.stretch[0] / self.stretch[1])
+        self.stretch = [0.0, 0.0]
+        if self.visit == index:
+            self.visit_left -= 1
+            if self.visit_left <= 0:
+                self.visit = None
+        if self.visit is None:
+            self._decide()
+
+    def _decide(self) -> None:
+        if self.winner is None and any(len(t) < SAMPLES for t in self.times):
+            return  # still racing
+        medians = {i: statistics.median(t) for i, t in enumerate(self.times) if t}
+        fastest = min(medians, key=medians.__getitem__)
+        if self.winner is None:
+            self.winner, self.explored_at = fastest, self.clock()
+        elif fastest != self.winner and medians[fastest] < (1 - MARGIN) * medians[self.winner]:
+            self.winner = fastest
 
     def best(self) -> int:
-        """The candidate with the lowest mean time per image over its recent timed runs (the
-        mean, not the median: a run delayed by other processes costs throughput too)."""
+        """The winner; while racing, the candidate with the lowest median so far."""
+        if self.winner is not None:
+            return self.winner
         timed = [i for i in range(self.candidates) if self.times[i]]
-        if not timed:
-            return 0
-        return min(timed, key=lambda i: statistics.fmean(self.times[i]))
+        return min(timed, key=lambda i: statistics.median(self.times[i])) if timed else 0
 
     def decided(self) -> bool:
-        """True once every candidate has its timed runs."""
-        return all(len(t) >= SAMPLES for t in self.times)
+        """True once every candidate has had its timed visits."""
+        return self.winner is not None
 
 
 class RacingEngine(Engine):
-    """Candidates over one model; per batch-size class the fastest measured one runs."""
+    """Candidates over one model; per batch-size class the fastest measured one runs.
+
+    Every candidate is opened and warmed up here, at load (OpenVINO compiles, onnxruntime
+    allocates): the first batches then measure inference, not set-up, and ``build_s`` says
+    what loading cost.
+    """
 
     name = "auto"
 
     def __init__(self, openers: Sequence[Callable[[], Engine]], labels: Sequence[str]) -> None:
         if not openers:
             raise ValueError("a race needs at least one candidate")
-        self._openers = list(openers)
         self.labels = list(labels)
-        first = self._openers[0]()
-        self._engines: list[Engine | None] = [first] + [None] * (len(openers) - 1)
+        started = time.perf_counter()
+        self._engines: list[Engine] = []
+        try:
+            for opener in openers:  # each engine warms itself up when it opens
+                self._engines.append(opener())
+        except BaseException:
+            self.close()
+            raise
+        self.build_s = time.perf_counter() - started
+        first = self._engines[0]
         self.inputs, self.outputs, self.metadata = first.inputs, first.outputs, first.metadata
         self._races: dict[int, Race] = {}
         self._lock = threading.Lock()
-        self._open_lock = threading.Lock()
-
-    def _engine(self, index: int) -> Engine:
-        engine = self._engines[index]
-        if engine is None:
-            with self._open_lock:
-                engine = self._engines[index]
-                if engine is None:
-                    engine = self._openers[index]()
-                    self._engines[index] = engine
-        return engine
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         key = bucket(len(batch))
         with self._lock:
-            race = self._races.setdefault(key, Race(len(self._openers)))
+            race = self._races.setdefault(key, Race(len(self._engines)))
             index = race.pick()
-        engine = self._engine(index)
         started = time.perf_counter()
-        out = engine.run(batch)
+        out = self._engines[index].run(batch)
         seconds = time.perf_counter() - started
         with self._lock:
             race.record(index, seconds, max(1, len(batch)))
@@ -172,7 +208,7 @@ class RacingEngine(Engine):
         """The engine currently winning batches of ``batch_size`` (None before any run)."""
         with self._lock:
             race = self._races.get(bucket(batch_size))
-            return None if race is None else self._engine(race.best())
+            return None if race is None else self._engines[race.best()]
 
     @property
     def provider(self) -> str:
@@ -192,7 +228,7 @@ class RacingEngine(Engine):
             for key in sorted(self._races):
                 race = self._races[key]
                 times = ", ".join(
-                    f"{self.labels[i]} {statistics.fmean(t) * 1e3:.3g} ms/image"
+                    f"{self.labels[i]} {statistics.median(t) * 1e3:.3g} ms/image"
                     for i, t in enumerate(race.times)
                     if t
                 )
@@ -201,5 +237,4 @@ class RacingEngine(Engine):
 
     def close(self) -> None:
         for engine in self._engines:
-            if engine is not None:
-                engine.close()
+            engine.close()
