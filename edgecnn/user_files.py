@@ -7,6 +7,10 @@ opens without blocking (``O_NONBLOCK``: opening a FIFO for reading would otherwi
 writer), checks on the open descriptor that it is a regular file (no race between the check and
 the read), and :func:`read_bounded` never reads more than its limit. :func:`check_regular` is for
 files handed by path to a library (onnxruntime, Keras): the same check without reading.
+
+:func:`check_output_path` is the one check of a file a run will *write* (classify / scale result
+files, live's video and JSON lines, bench and eval reports, the exported model), made before the
+slow work so a typo costs a second, not the run.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.printable import printable
 
 #: Bounds on what edgecnn reads from a user-named file (bytes).
 IMAGE_LIMIT = 512 * 1024 * 1024
@@ -133,3 +138,36 @@ def read_text(path: str | Path, limit: int = TEXT_LIMIT) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnusableFile(name, f"is not UTF-8 text (byte {exc.start})") from None
+
+
+def check_output_path(
+    path: str | os.PathLike[str],
+    what: str = "",
+    *,
+    stdout: bool = False,
+    replaced: bool = False,
+    example: str = "",
+    error: type[EdgecnnError] = EdgecnnError,
+) -> None:
+    """Refuse an output path that cannot be written: a folder, a missing folder, no permission.
+
+    An existing file must be writable; a new one (or one ``replaced`` through a temporary sibling
+    and a rename) needs a writable folder. ``stdout``: ``-`` names standard output (nothing to
+    check). ``what`` starts the message (the API parameter, e.g. ``"`save`"``), ``example`` is a
+    file name suggested for a folder, ``error`` the exception class raised.
+    """
+    text = os.fspath(path)
+    if stdout and text == "-":
+        return
+    name = f"{what} {printable(text)}" if what else printable(text)
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        hint = f" such as {example}" if example else ""
+        raise error(f"{name}: is a folder; give a file name{hint}")
+    if not os.path.isdir(folder):
+        raise error(f"{name}: the folder {printable(folder)} does not exist (create it first)")
+    if not replaced and os.path.exists(text):
+        if not os.access(text, os.W_OK):
+            raise error(f"{name}: the file is not writable")
+    elif not os.access(folder, os.W_OK):
+        raise error(f"{name}: the folder {printable(folder)} is not writable")

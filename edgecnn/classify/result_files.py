@@ -30,6 +30,7 @@ from edgecnn.classify.result_resume import protect_cell, read_done
 from edgecnn.errors import EdgecnnError
 from edgecnn.printable import print_line, printable
 from edgecnn.runtime.prediction import STAGES, Prediction
+from edgecnn.user_files import check_output_path
 
 FORMATS = ("csv", "jsonl")
 _ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
@@ -61,16 +62,9 @@ def _number(value: float | None, digits: int) -> float | None:
 
 
 def check_writable(path: str, what: str) -> None:
-    """Fail before the run starts when ``path`` cannot be created (missing folder, a folder)."""
-    if path == "-":
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise EdgecnnError(f"{what} {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise EdgecnnError(f"{what} {path}: is a folder, not a file name")
-    if not os.access(folder, os.W_OK):
-        raise EdgecnnError(f"{what} {path}: the folder {folder} is not writable")
+    """Fail before the run starts when ``path`` cannot be written (``-``: standard output):
+    :func:`edgecnn.user_files.check_output_path` under the name its callers know."""
+    check_output_path(path, what, stdout=True)
 
 
 def format_for(path: str, explicit: str | None) -> str:
@@ -156,9 +150,7 @@ class ResultWriter:
             self._emit(self.columns)
 
     def _open(self, path: str, append: bool) -> int:
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise EdgecnnError(f"{path}: the folder {folder} does not exist")
+        check_output_path(path)
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(path, flags, 0o666)

@@ -8,6 +8,7 @@ import click
 
 from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
+from edgecnn.user_files import check_output_path
 
 
 @click.command("eval")
@@ -78,13 +79,12 @@ def evaluate(
     run folder (run through Keras). DATA_DIR: DATA_DIR/test/<class>/* if a test folder exists,
     else DATA_DIR/<class>/*; class folders are named like the model's labels.
     """
-    from edgecnn.classify.result_files import check_writable
     from edgecnn.tools import evaluation
     from edgecnn.tools.report_files import write_json
 
     for flag, path in (("--json", json_path), ("--png", png_path)):
         if path:
-            check_writable(path, flag)  # before the evaluation, not after
+            check_output_path(path, flag, stdout=True)  # before the evaluation, not after
     if png_path:
         from edgecnn.tools import plots
 

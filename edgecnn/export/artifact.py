@@ -16,19 +16,14 @@ from typing import Any
 from edgecnn import _deps
 from edgecnn.errors import ExportError
 from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.user_files import check_output_path
 
 
 def check_destination(path: str | Path) -> Path:
-    """Refuse early (before any slow work) an output path whose folder is missing or read-only."""
-    out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise ExportError(f"{out}: is a folder; give a file name such as model.onnx")
-    if not parent.is_dir():
-        raise ExportError(f"{out}: the folder {parent} does not exist (create it first)")
-    if not os.access(parent, os.W_OK):
-        raise ExportError(f"{out}: the folder {parent} is not writable")
-    return out
+    """Refuse early (before any slow work) an output path whose folder is missing or read-only:
+    :func:`edgecnn.user_files.check_output_path` for a file replaced by :func:`write_atomic`."""
+    check_output_path(path, replaced=True, example="model.onnx", error=ExportError)
+    return Path(path)
 
 
 def set_metadata(proto: Any, spec: ModelSpec) -> None:

@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from edgecnn.classify.result_files import check_writable, display
+from edgecnn.classify.result_files import display
 from edgecnn.errors import EdgecnnError
 from edgecnn.live.browser_preview import Preview, parse_address
 from edgecnn.live.frame_result import FrameResult
 from edgecnn.live.frame_source_base import FrameSource, Notify
 from edgecnn.printable import print_line
+from edgecnn.user_files import check_output_path
 
 #: Video containers and the FourCC written into them.
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
@@ -134,7 +135,7 @@ class VideoOutput(Output):
                 self.path, cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (width, height)
             )
             if not writer.isOpened():
-                check_writable(self.path, "`save`")  # the likely reason, said plainly
+                check_output_path(self.path, "`save`")  # the likely reason, said plainly
                 raise EdgecnnError(
                     f"`save` {display(self.path)}: OpenCV cannot write {self.fourcc} video here"
                 )
@@ -190,9 +191,9 @@ def check_paths(save: str | None = None, jsonl: str | None = None) -> None:
     """Fail before anything opens when an output path is unusable (each checked once)."""
     if save:
         video_fourcc(save)
-        check_writable(save, "`save`")
+        check_output_path(save, "`save`")
     if jsonl:
-        check_writable(jsonl, "`jsonl`")
+        check_output_path(jsonl, "`jsonl`", stdout=True)
 
 
 def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -2,7 +2,7 @@
 file, never a traceback after minutes of work.
 
 Callers check their output paths *before* the work with
-:func:`edgecnn.classify.result_files.check_writable`;
+:func:`edgecnn.user_files.check_output_path`;
 :func:`writing` catches what can still go wrong at the end (disk full, folder removed meanwhile).
 """
 
