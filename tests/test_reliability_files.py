@@ -105,6 +105,9 @@ def test_fifos_and_dev_zero_named_anywhere_are_one_line_errors(tmp_path, color_m
         assert "Traceback" not in output and output.count("\n") == 1, (name, output)
     code, output, _ = result["bench"]
     assert code == 0, output
+    said = " ".join(output.split())  # the report wraps long lines
+    assert "not decodable, failed in every end-to-end run: 2 input(s)" in said, output
+    assert "c_fifo.png: is a pipe (FIFO)" in said and "(and 1 more)" in said, output
     keras = run_python(f"""
         import json
         from edgecnn.errors import ExportError

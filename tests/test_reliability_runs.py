@@ -240,7 +240,11 @@ def test_foreign_outputs_must_be_probabilities_unless_logits(tmp_path, color_fol
     foreign += ["--provider", "cpu"]
     result = classify(str(color_folder), *foreign)
     assert result.exit_code == 1 and "not probabilities" in result.output
-    assert "--logits" in result.output
+    table = classify(str(color_folder), *[a for a in foreign if a not in ("-o", "-")])
+    for output, row in ((result.output, ",error,,,"), (table.output, "ERROR ")):  # CSV, table
+        rows = [line for line in output.splitlines() if row in line]
+        assert len(rows) == 9 and all("run it with --logits" in line for line in rows), output
+        assert "`" not in output  # the API parameter's name, `logits`, is the CLI's flag
     result = classify(str(color_folder), *foreign, "--logits")
     assert result.exit_code == 0 and result.output.count(",ok,") == 9
     for flags, words in [(["--mean", "1,2"], "--mean has 2 values"), (["--std", "0"], "non-zero")]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -31,7 +31,7 @@ from edgecnn.cli.signals import EXIT_SIGTERM, Terminated, sigterm_as_interrupt
 from edgecnn.preprocess import MAX_PIXELS
 from edgecnn.runtime.batch_pipeline import Pipeline
 from edgecnn.runtime.classifier import Classifier
-from edgecnn.runtime.prediction import STAGES
+from edgecnn.runtime.prediction import STAGES, Prediction
 from edgecnn.tools.latency_stats import Tally
 
 ENGINES = ("local", "ray")
@@ -183,6 +183,14 @@ def _open_writer(
     return writer, items
 
 
+def _in_flags(prediction: Prediction) -> Prediction:
+    """A row whose error names an API parameter (`` `logits` ``) names this verb's flag instead
+    (``--logits``), in the table and in the results file alike."""
+    if prediction.error and "`" in prediction.error:
+        return replace(prediction, error=as_flags(prediction.error))
+    return prediction
+
+
 def classify_locally(
     classifier: Classifier, run: LocalRun, *, max_pixels: int = MAX_PIXELS
 ) -> None:
@@ -222,7 +230,7 @@ def classify_locally(
                 hidden=not show_bar,
                 item_show_func=lambda rate: rate,
             ) as bar:
-                for prediction in pipeline.run(items):
+                for prediction in map(_in_flags, pipeline.run(items)):
                     if writer:
                         writer.write(prediction)
                     if table:

@@ -572,6 +572,7 @@ class Benchmark:
             "model_only": models,
             "end_to_end": self._pipeline_rows(models),
             "keras": self.keras_info,
+            "unreadable": self._unreadable(),
         }
         if self.keras_pipeline is not None:
             report["keras_pipeline"] = dict(self.keras_pipeline)
@@ -624,6 +625,12 @@ class Benchmark:
                 if found and found[0]["images_per_second"] > 0:
                     row[key] = row["images_per_second"] / found[0]["images_per_second"]
         return rows
+
+    def _unreadable(self) -> list[dict[str, str]]:
+        """The inputs the end-to-end runs could not decode (a FIFO, a broken file), each once:
+        named in the report, not dropped silently."""
+        failed = {src: err for entry in self.pipelines for src, err in entry["tally"].failed}
+        return [{"source": source, "error": error} for source, error in failed.items()]
 
     def _pipeline_rows(self, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []

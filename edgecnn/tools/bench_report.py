@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgecnn.printable import printable
 from edgecnn.tools import plots
 
 _LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "max")
@@ -191,10 +192,19 @@ def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _verdicts(report: dict[str, Any]) -> list[str]:
-    return [
+    verdicts = [
         f"{r['model']} threads {r['threads']} batch {r['batch_size']}: {r['verdict']}"
         for r in report["end_to_end"]
     ]
+    unreadable = report.get("unreadable") or []
+    if unreadable:  # counted as failed in the end-to-end rows: say which and why
+        first = unreadable[0]
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        verdicts.append(
+            f"not decodable, failed in every end-to-end run: {len(unreadable)} input(s), "
+            f"e.g. {printable(first['source'])}: {printable(first['error'])}{more}"
+        )
+    return verdicts
 
 
 def _wrapped(lines: Sequence[str], width: int = TERMINAL_WIDTH) -> list[str]:
