@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -191,6 +192,23 @@ def _in_flags(prediction: Prediction) -> Prediction:
     return prediction
 
 
+def _inputs_and_writer(
+    run: LocalRun, top_k: int, say: Callable[[str], None]
+) -> tuple[ResultWriter | None, list[Item]]:
+    """The inputs (notes said), the result file opened (None: the terminal table), and with
+    ``--resume`` the inputs the file already holds left out."""
+    found = scan(run.sources, recursive=run.recursive)
+    for note in found.notes:
+        say(f"note: {display(as_flags(note))}")
+    if not found.items:
+        raise click.ClickException("no inputs found (empty folders?)")
+    writer, items = _open_writer(run, found.items, top_k)
+    if run.resume:
+        skipped = len(found.items) - len(items)
+        say(f"resume: {skipped} input(s) already in {display(run.output or '')}, skipped")
+    return writer, items
+
+
 def classify_locally(
     classifier: Classifier, run: LocalRun, *, max_pixels: int = MAX_PIXELS
 ) -> None:
@@ -200,15 +218,7 @@ def classify_locally(
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     if classifier.provider_note:
         say(f"note: {classifier.provider_note}")
-    found = scan(run.sources, recursive=run.recursive)
-    for note in found.notes:
-        say(f"note: {display(as_flags(note))}")
-    if not found.items:
-        raise click.ClickException("no inputs found (empty folders?)")
-    writer, items = _open_writer(run, found.items, top_k)
-    if run.resume:
-        skipped = len(found.items) - len(items)
-        say(f"resume: {skipped} input(s) already in {display(output or '')}, skipped")
+    writer, items = _inputs_and_writer(run, top_k, say)
     table = None if output else ConsoleTable(classifier.labels, top_k, echo=click.echo)
     show_bar = not quiet and sys.stderr.isatty() and (writer is not None or not sys.stdout.isatty())
     tally = Tally(STAGES)

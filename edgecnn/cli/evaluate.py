@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 
@@ -61,17 +64,7 @@ def evaluate(
     provider: str,
     threads: int | None,
     batch_size: int,
-    labels_file: str | None,
-    input_size: str | None,
-    color: str | None,
-    fit: str | None,
-    interpolation: str | None,
-    anchor: str | None,
-    pad_value: int | None,
-    scale: str | None,
-    mean: str | None,
-    std: str | None,
-    unsafe: bool,
+    **keras_flags: Any,
 ) -> None:
     """Accuracy, per-class precision / recall / F1 and confusion matrix of MODEL on DATA_DIR.
 
@@ -89,43 +82,8 @@ def evaluate(
         from edgecnn.tools import plots
 
         plots.pyplot()  # matplotlib missing: say so before evaluating, not after
-    keras_options = None
-    if not evaluation.is_onnx(model):
-        from edgecnn.export.model_source import InputOverrides
-        from edgecnn.normalization import parse_normalization
-
-        keras_options = {
-            "overrides": InputOverrides(
-                labels_file,
-                input_size,
-                color,
-                fit,
-                interpolation,
-                anchor=anchor,
-                pad_value=pad_value,
-            ),
-            "normalization": parse_normalization(scale, mean, std),
-            "unsafe": unsafe,
-        }
-    elif any(
-        (labels_file, input_size, color, fit, interpolation, anchor, scale, mean, std, unsafe)
-    ) or (pad_value is not None):
-        raise click.UsageError(
-            "--labels/--input-size/--color/--fit/--interpolation/--anchor/--pad-value/"
-            "--scale/--mean/--std/"
-            "--unsafe apply to Keras models; an .onnx model carries its spec"
-        )
-
-    bar = None
-    progress = None
-    if sys.stderr.isatty():
-        bar = click.progressbar(length=1, label="evaluating", file=sys.stderr)
-
-        def progress(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-
-    try:
+    keras_options = _keras_options(evaluation.is_onnx(model), **keras_flags)
+    with _progress() as progress:
         report = evaluation.evaluate(
             model,
             data_dir,
@@ -135,9 +93,6 @@ def evaluate(
             keras_options=keras_options,
             progress=progress,
         )
-    finally:
-        if bar is not None:
-            bar.render_finish()
     click.echo(evaluation.format_evaluation(report))
     if json_path:
         write_json(json_path, report, "--json")
@@ -145,3 +100,59 @@ def evaluate(
     if png_path:
         evaluation.plot_confusion(report, png_path)
         click.echo(f"png: {png_path}")
+
+
+def _keras_options(
+    onnx: bool,
+    *,
+    labels_file: str | None,
+    input_size: str | None,
+    color: str | None,
+    fit: str | None,
+    interpolation: str | None,
+    anchor: str | None,
+    pad_value: int | None,
+    scale: str | None,
+    mean: str | None,
+    std: str | None,
+    unsafe: bool,
+) -> dict[str, Any] | None:
+    """What a Keras model needs to be evaluated (input spec, normalization); an .onnx model
+    carries its spec, so these flags are refused for one."""
+    if onnx:
+        flags = (labels_file, input_size, color, fit, interpolation, anchor, scale, mean, std)
+        if any(flags) or unsafe or pad_value is not None:
+            raise click.UsageError(
+                "--labels/--input-size/--color/--fit/--interpolation/--anchor/--pad-value/"
+                "--scale/--mean/--std/"
+                "--unsafe apply to Keras models; an .onnx model carries its spec"
+            )
+        return None
+    from edgecnn.export.model_source import InputOverrides
+    from edgecnn.normalization import parse_normalization
+
+    return {
+        "overrides": InputOverrides(
+            labels_file, input_size, color, fit, interpolation, anchor=anchor, pad_value=pad_value
+        ),
+        "normalization": parse_normalization(scale, mean, std),
+        "unsafe": unsafe,
+    }
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal (its ``update`` callback), else None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar = click.progressbar(length=1, label="evaluating", file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+
+    try:
+        yield update
+    finally:
+        bar.render_finish()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from edgecnn.cli.flags import as_flags
 from edgecnn.export.model_source import OUTPUT_KINDS
 from edgecnn.export.quantize import METHODS, TARGETS
 from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
+
+if TYPE_CHECKING:
+    from edgecnn.export import ExportOptions
 
 PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 
@@ -149,9 +154,24 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
 )
 @click.option("--no-latency", is_flag=True, help="Skip the latency measurement.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
-def export(
-    model: str,
-    output: str,
+def export(model: str, output: str, quiet: bool, **flags: Any) -> None:
+    """Export a Keras MODEL (a .keras file or a training run folder) to one verified ONNX file.
+
+    The file takes uint8 images named 'image' (NHWC, any batch), outputs 'probabilities', and
+    carries its labels and input spec. It is verified against Keras before it is written;
+    OUT.report.json records size, parity, accuracy and latency.
+    """
+    from edgecnn.export import export_model
+
+    log = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
+    result = export_model(model, output, _export_options(**flags), log=log)
+    click.echo(as_flags(result.table()))
+    if result.report_path is not None:
+        click.echo(f"report: {result.report_path}")
+
+
+def _export_options(
+    *,
     precision: str,
     calibration: str | None,
     calibration_count: int,
@@ -179,20 +199,15 @@ def export(
     opset: int,
     unsafe: bool,
     no_latency: bool,
-    quiet: bool,
-) -> None:
-    """Export a Keras MODEL (a .keras file or a training run folder) to one verified ONNX file.
-
-    The file takes uint8 images named 'image' (NHWC, any batch), outputs 'probabilities', and
-    carries its labels and input spec. It is verified against Keras before it is written;
-    OUT.report.json records size, parity, accuracy and latency.
-    """
-    from edgecnn.export import ExportOptions, export_model
+) -> ExportOptions:
+    """The flags as :class:`ExportOptions` (every flag a keyword: a flag added without a place
+    here fails at once)."""
+    from edgecnn.export import ExportOptions
     from edgecnn.export.model_source import InputOverrides
     from edgecnn.export.quantize import QuantSettings
     from edgecnn.normalization import parse_normalization
 
-    options = ExportOptions(
+    return ExportOptions(
         precision=precision,
         overrides=InputOverrides(
             labels_file=labels_file,
@@ -218,8 +233,3 @@ def export(
         opset=opset,
         latency=not no_latency,
     )
-    log = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
-    result = export_model(model, output, options, log=log)
-    click.echo(as_flags(result.table()))
-    if result.report_path is not None:
-        click.echo(f"report: {result.report_path}")

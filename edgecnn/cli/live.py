@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -112,25 +113,7 @@ def live(
     (exit code 0; 143 after SIGTERM, also with the summary); unusable sources and outputs are
     one-line errors (exit code 1).
     """
-
-    command = click.get_current_context().command  # notes may come from a source's thread
-
-    def as_flags(message: str) -> str:  # the library names parameters; here they are flags
-        return cli_message(message, command)
-
-    def say(message: str) -> None:
-        if not quiet:
-            click.echo(printable_lines(as_flags(message)), err=True)
-
-    def note(message: str) -> None:  # reconnects, truncation, warnings: shown even with -q
-        message = as_flags(message)
-        click.echo(
-            printable_lines(
-                message if message.startswith(("warning", "preview")) else f"note: {message}"
-            ),
-            err=True,
-        )
-
+    say, note = _messages(click.get_current_context().command, quiet)
     if classifier.provider_note:
         say(f"note: {classifier.provider_note}")
     with sigterm_as_interrupt() as term:
@@ -160,3 +143,30 @@ def live(
         sys.exit(EXIT_SIGTERM)
     if summary.frames and not summary.labelled:
         raise EdgecnnError(f"no frame could be labelled ({summary.failed} failed)")
+
+
+def _messages(
+    command: click.Command, quiet: bool
+) -> tuple[Callable[[str], None], Callable[[str], None]]:
+    """``say`` (verbose lines, silent with -q) and ``note`` (reconnects, truncation, warnings:
+    shown even with -q); both name this command's flags where the library names parameters.
+    ``command`` is captured up front: notes may come from a source's thread (no Click context).
+    """
+
+    def as_flags(message: str) -> str:
+        return cli_message(message, command)
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(printable_lines(as_flags(message)), err=True)
+
+    def note(message: str) -> None:
+        message = as_flags(message)
+        click.echo(
+            printable_lines(
+                message if message.startswith(("warning", "preview")) else f"note: {message}"
+            ),
+            err=True,
+        )
+
+    return say, note

@@ -62,7 +62,14 @@ def foreign_fit_options(prefix: str) -> list[Callable[..., Any]]:
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add --model/--provider/--threads and the flags that let a foreign ONNX model run."""
-    options = [
+    for option in reversed([*_model_flags(), *_foreign_model_flags()]):
+        command = option(command)
+    return command
+
+
+def _model_flags() -> list[Callable[..., Any]]:
+    """--model, --provider, --threads."""
+    return [
         click.option(
             "--model",
             "-m",
@@ -84,6 +91,12 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1),
             help="onnxruntime intra-op threads (default: one per core).",
         ),
+    ]
+
+
+def _foreign_model_flags() -> list[Callable[..., Any]]:
+    """The flags that describe an ONNX model without edgecnn metadata."""
+    return [
         click.option(
             "--labels",
             "labels",
@@ -121,9 +134,6 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Model without metadata: outputs logits, apply a softmax.",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 @dataclass(frozen=True)

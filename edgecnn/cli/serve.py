@@ -106,31 +106,17 @@ def serve(
     (Content-Type: image/*) or multipart 'file' fields; KServe v2 at /v2; Prometheus metrics
     at /metrics; API docs at /docs. SIGTERM or Ctrl-C drains requests in flight, then stops.
     """
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(exc.name or "starlette", "serve") from None
+    _require_serve_extra()
     import cv2
 
     from edgecnn.serve.app import ServeSettings
     from edgecnn.serve.served_models import load_models
     from edgecnn.serve.server import bind, binds_all_interfaces, run
 
-    if max_buffer_mb < max_body_mb:
-        raise click.BadParameter(
-            f"{max_buffer_mb:g} is below --max-body-mb {max_body_mb:g}: a largest body would "
-            "never fit",
-            param_hint="--max-buffer-mb",
-        )
+    _check_buffer(max_body_mb, max_buffer_mb)
     api_key = _read_api_key(api_key_file) if api_key_file else None
     if binds_all_interfaces(host):
-        note = "" if api_key else "; consider --api-key-file"
-        click.echo(
-            f"warning: listening on all interfaces ({host or '*'}): anyone who can reach "
-            f"this machine can use the models{note}",
-            err=True,
-        )
+        _warn_all_interfaces(host, api_key is not None)
     settings = ServeSettings(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
@@ -154,3 +140,32 @@ def serve(
     click.echo("edgecnn serve: stopped (requests in flight were answered)", err=True)
     if signal.SIGINT in stopped.signals:
         sys.exit(130)
+
+
+def _require_serve_extra() -> None:
+    """One install hint when the serve extra (Starlette, uvicorn) is missing."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "starlette", "serve") from None
+
+
+def _warn_all_interfaces(host: str, has_key: bool) -> None:
+    """Say that every machine that can reach this one can use the models."""
+    note = "" if has_key else "; consider --api-key-file"
+    click.echo(
+        f"warning: listening on all interfaces ({host or '*'}): anyone who can reach "
+        f"this machine can use the models{note}",
+        err=True,
+    )
+
+
+def _check_buffer(max_body_mb: float, max_buffer_mb: float) -> None:
+    """All bodies buffered at once must leave room for one of the largest."""
+    if max_buffer_mb < max_body_mb:
+        raise click.BadParameter(
+            f"{max_buffer_mb:g} is below --max-body-mb {max_body_mb:g}: a largest body would "
+            "never fit",
+            param_hint="--max-buffer-mb",
+        )
