@@ -1,12 +1,13 @@
 """edgecnn bench: statistics, report schema, provider reporting, each mode, bad input.
 
-No test asserts a timing; configurations are tiny (a few iterations on 16x16 models).
+No test asserts a wall-clock limit and none compares speeds; configurations are tiny (a few
+iterations on 16x16 models). One bound is relative to the time a run took: progress lines in a
+timed loop are at most 2 + 5 per second of that run (the throttle), however slow the machine.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -256,20 +257,6 @@ def test_ctrl_c_reports_what_was_measured(color_model_path: Path) -> None:
     report = run.interrupt()
     assert report["interrupted"]
     assert report["model_only"] and report["model_only"][0]["latency_ms"]["count"] > 0
-
-
-def test_bench_imports_no_tensorflow(color_model_path: Path) -> None:
-    code = (
-        "import sys; from edgecnn.cli import main\n"
-        f"try: main(['bench', {str(color_model_path)!r}, '--iterations', '1', '-q',"
-        " '--batch-sizes', '1', '--threads', '1'])\n"
-        "except SystemExit as e: assert not e.code, e.code\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-    )
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
 
 
 # ----------------------------------------------------------------------------- bad input

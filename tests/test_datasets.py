@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -267,16 +265,6 @@ def test_cli_inspect_and_split(flat: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "add up to" in bad.output
     clash = runner.invoke(cli, ["dataset", "split", str(flat), str(dst)])
     assert clash.exit_code == 1 and "already exist" in clash.output
-
-
-def test_dataset_and_train_modules_do_not_import_tensorflow() -> None:
-    code = (
-        "import sys, edgecnn, edgecnn.data.datasets, edgecnn.data.shapes, edgecnn.cli.dataset, "
-        "edgecnn.cli.train, edgecnn.train; "
-        "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 # --- one walker, one definition of "image" (shared with classify) --------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,20 +126,6 @@ def test_eval_bad_output_path_fails_before_evaluating(
     )
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {flag} ") and "does not exist" in result.output
-
-
-def test_eval_onnx_imports_no_tensorflow(color_model_path: Path, tmp_path: Path) -> None:
-    data = colour_dataset(tmp_path / "d")
-    code = f"""
-import sys
-from edgecnn.cli import cli
-cli.main(["eval", {str(color_model_path)!r}, {str(data)!r}], standalone_mode=False)
-assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TF imported"
-print("no-tf")
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "accuracy: 1.0000" in proc.stdout and proc.stdout.strip().endswith("no-tf")
 
 
 def test_sampling_is_balanced_and_deterministic(tmp_path: Path) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 import edgecnn
+from tests.conftest import write_color_image
 
 PUBLIC = {
     "Classifier",
@@ -41,38 +45,73 @@ def python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
 
-def test_import_edgecnn_does_not_import_tensorflow():
-    result = python(
-        "import sys, edgecnn; print(sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx')))"
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+#: Never imported on the edge side (nor by the data / train modules before training starts).
+TRAINING = ("tensorflow", "keras", "tf2onnx")
+#: Also never imported by the edge verbs (the cluster runner's stack).
+EDGE = (*TRAINING, "ray", "pyarrow")
+
+#: One subprocess per case: (modules imported, CLI arguments run in-process, modules forbidden).
+NO_TENSORFLOW = {
+    "import-edgecnn": ("edgecnn", None, TRAINING),
+    "data-and-train-modules": (
+        "edgecnn.data.datasets, edgecnn.data.dataset_splits, edgecnn.data.dataset_inspection, "
+        "edgecnn.data.split_on_disk, edgecnn.data.shapes, edgecnn.cli.dataset, edgecnn.cli.train, "
+        "edgecnn.train, edgecnn.train.train_settings",
+        None,
+        (*TRAINING, "matplotlib"),
+    ),
+    "serve-stack": (
+        "edgecnn.serve.app, edgecnn.serve.server, edgecnn.client, edgecnn.tools.server_bench, "
+        "edgecnn.cli.serve",
+        None,
+        TRAINING,
+    ),
+    "classify": ("", ["classify", "{folder}", "-m", "{model}", "-q"], EDGE),
+    "live-folder": ("", ["live", "-s", "{folder}", "-m", "{model}", "--no-show", "-q"], EDGE),
+    "live-video": ("", ["live", "-s", "{video}", "-m", "{model}", "--no-show", "-q"], EDGE),
+    "bench": (
+        "",
+        ["bench", "{model}", "--iterations", "1", "-q", "--batch-sizes", "1", "--threads", "1"],
+        EDGE,
+    ),
+    "eval-onnx": ("", ["eval", "{model}", "{labelled}"], EDGE),
+    "info": ("", ["info", "{model}"], EDGE),
+    "doctor": ("", ["doctor"], EDGE),
+    "help": ("", ["--help"], EDGE),
+}
 
 
-@pytest.mark.parametrize(
-    "verb",
-    [
-        ["classify", "{folder}", "-m", "{model}", "-q"],
-        ["live", "-s", "{folder}", "-m", "{model}", "--no-show", "-q"],
-        ["info", "{model}"],
-        ["doctor"],
-        ["--help"],
-    ],
-    ids=["classify", "live", "info", "doctor", "help"],
-)
-def test_edge_commands_do_not_import_tensorflow_or_ray(verb, color_model_path, color_folder):
-    args = [a.format(folder=color_folder, model=color_model_path) for a in verb]
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from edgecnn.cli import cli\n"
-        f"r = CliRunner().invoke(cli, {args!r})\n"
-        "assert r.exit_code == 0, r.output\n"
-        "heavy = ('tensorflow', 'keras', 'ray', 'pyarrow')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-    )
-    result = python(code)
+def _inputs(tmp_path: Path, folder: Path) -> dict[str, str]:
+    """A 3-frame video and a labelled folder (class sub-folders) beside the image folder."""
+    video = tmp_path / "rgb.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (32, 24))
+    for value in (0, 128, 255):
+        writer.write(np.full((24, 32, 3), value, np.uint8))
+    writer.release()
+    labelled = tmp_path / "labelled"
+    for color in ("red", "green", "blue"):
+        (labelled / color).mkdir(parents=True)
+        write_color_image(labelled / color / "0.png", color)
+    return {"folder": str(folder), "video": str(video), "labelled": str(labelled)}
+
+
+@pytest.mark.parametrize("case", list(NO_TENSORFLOW))
+def test_no_tensorflow_is_imported(case, color_model_path, color_folder, tmp_path):
+    """``import edgecnn``, the data / train / serve modules and every edge verb run in a fresh
+    interpreter and load none of the heavy stacks (the verb must also succeed)."""
+    modules, verb, forbidden = NO_TENSORFLOW[case]
+    lines = ["import sys"] + ([f"import {modules}"] if modules else [])
+    if verb is not None:
+        names = {**_inputs(tmp_path, color_folder), "model": str(color_model_path)}
+        args = [a.format(**names) for a in verb]
+        lines += [
+            "from click.testing import CliRunner",
+            "from edgecnn.cli import cli",
+            f"r = CliRunner().invoke(cli, {args!r})",
+            "assert r.exit_code == 0, r.output",
+        ]
+    lines.append(f"print(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r}))")
+    result = python("\n".join(lines))
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

@@ -535,19 +535,6 @@ def test_sigterm_ends_a_realtime_run_keeping_summary_and_outputs(
     assert "tensorflow" not in stderr.lower()
 
 
-def test_live_never_imports_tensorflow(color_model_path: Path, tmp_path: Path) -> None:
-    video = write_video(tmp_path / "rgb.avi", SEQUENCE[:3])
-    code = (
-        "import sys; from edgecnn.cli import cli\n"
-        f"cli.main(['live', '-m', {str(color_model_path)!r}, '-s', {str(video)!r}, '--no-show',"
-        " '-q'], standalone_mode=False)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("[]")
-
-
 def test_python_api_run_and_locate(classifier: Classifier, tmp_path: Path) -> None:
     video = write_video(tmp_path / "rgb.mp4", SEQUENCE)
     events = tmp_path / "e.jsonl"

@@ -1,6 +1,10 @@
 """`edgecnn serve`: a real server in a subprocess on a free loopback port, real models, real
 HTTP. One server (three models, an API key, small limits) is shared by most tests; the SIGTERM
-test starts its own. Nothing here asserts a timing."""
+test starts its own. No test asserts a wall-clock limit or a speed. Three outcomes depend on when
+requests arrive and are written to hold on a loaded machine: concurrent requests share batches
+(fewer batches than requests), a full queue refuses one more request (the attempt is repeated
+up to 10 times: still the least robust test here under heavy load), and a stalled upload is
+answered 408 once the server's --timeout (8 s) has passed."""
 
 from __future__ import annotations
 
@@ -521,17 +525,6 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
     assert "stopped" in "".join(running.log)
     with pytest.raises(OSError):
         socket.create_connection((running.host, running.port), timeout=5).close()
-
-
-def test_the_serve_stack_imports_no_tensorflow():
-    code = (
-        "import sys, edgecnn.serve.app, edgecnn.serve.server, edgecnn.client, "
-        "edgecnn.tools.server_bench, edgecnn.cli.serve; print(sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx')))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------- in-process units
