@@ -353,6 +353,8 @@ def _decode_pixels(data: bytes, flags: int, in_place: bool) -> np.ndarray | None
                     while written < len(view):
                         written += os.write(fd, view[written:])
                 return cv2.imread(f"/proc/self/fd/{fd}", None, flags)
+            except cv2.error:  # an OpenCV without imread's dst overload: the copying way
+                pass
             finally:
                 os.close(fd)
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
