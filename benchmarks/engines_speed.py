@@ -144,6 +144,7 @@ def model_batch(path: Path, batch: int, rounds: int, seconds: float) -> dict[str
         "model": path.name,
         "batch": batch,
         "engine": edgecnn.provider,
+        "choice": edgecnn.engine.describe(),
         "images_per_second": rates,
         "median": medians,
         "best_peer": best,
@@ -287,6 +288,8 @@ def main() -> None:
             f"{result['median'][result['best_peer']]:.0f}; ratio {result['ratio']:.2f}",
             flush=True,
         )
+        print("   " + ", ".join(f"{n} {v:.0f}" for n, v in result["median"].items()), flush=True)
+        print(f"   {result['choice']}", flush=True)
         results.append(result)
     overhead = predict_overhead(args.rounds, args.seconds)
     print(f"predict() overhead vs hand-written: {overhead['overhead']:+.1%}", flush=True)

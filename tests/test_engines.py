@@ -168,6 +168,31 @@ def test_race_ignores_a_preempted_sample_and_a_candidate_within_the_margin():
     assert picks.count(winner) > 0.95 * len(picks)
 
 
+def test_race_switches_only_on_fresh_numbers_of_both_sides():
+    """A slowdown of the winner while it runs alone, or of the winner just before a re-timing,
+    hands nothing over: the winner is re-timed right after the challenger before a switch."""
+    clock = Clock()
+    race = Race(2, clock=clock)
+    speed = {0: 0.001, 1: 0.0012}
+    drive(race, clock, lambda i, _: speed[i], 2000)
+    assert race.best() == 0
+    slow_until = clock.now + 0.5  # the winner is 3x slower for half a second (another process)
+
+    def cost(index: int, _since: float) -> float:
+        return speed[index] * (3 if index == 0 and clock.now < slow_until else 1)
+
+    picks = drive(race, clock, cost, 50_000)  # ~50 s: several re-timings of candidate 1
+    assert race.best() == 0
+    assert picks.count(0) > 0.95 * len(picks)
+    slow_until = clock.now + 0.1  # the winner's last samples before a re-timing are slow ...
+    drive(race, clock, cost, 40)
+    assert race.times[0][-1] == pytest.approx(3 * speed[0])
+    clock.now += 100.0  # ... so re-timed candidate 1 looks faster; the winner, re-timed, is not
+    picks = drive(race, clock, cost, 300)
+    assert visits(picks) == [1, 0]  # the challenger's visit, then the winner's confirmation
+    assert race.best() == 0
+
+
 def test_auto_races_real_engines_and_says_what_runs(batch):
     engine, choice = open_engine(default_model_path("cpu"), "auto")
     if len(choice.routes) == 1:

@@ -180,3 +180,38 @@ def test_bundled_models_info_and_int8_within_a_point_of_fp32(tmp_path: Path) -> 
     acc32, acc8 = (reports[p.name]["accuracy"] for p in (fp32, int8))
     assert acc32 > 0.9
     assert acc8 >= acc32 - 0.01
+
+
+def test_eval_reports_bf16_and_f16_agreement_with_fp32_on_the_same_images(tmp_path: Path) -> None:
+    """--precision bf16/f16: evaluated on OpenVINO at that precision, plus top-1 agreement with
+    fp32 on the very images evaluated; fp32's accuracy in that line is eval's own fp32 one."""
+    pytest.importorskip("openvino")
+    from edgecnn.data.shapes import generate_shapes
+    from edgecnn.runtime.classifier import default_model_path
+
+    generate_shapes(tmp_path / "held", 12, (96, 96), seed=778)
+    fp32 = default_model_path("cpu").with_name("shapes-fp32.onnx")
+    exact = evaluate(fp32, tmp_path / "held", provider="cpu")
+    assert "engine_precision" not in exact
+    for precision in ("bf16", "f16"):
+        out = tmp_path / f"{precision}.json"
+        result = CliRunner().invoke(
+            cli, ["eval", str(fp32), str(tmp_path / "held"), "--precision", precision,
+                  "--json", str(out)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = json.loads(out.read_text())
+        check = report["engine_precision"]
+        assert "OpenVINO" in report["provider"] and check["precision"] == precision
+        assert check["images"] == report["images"] == 48
+        assert check["differ"] == round((1 - check["top1_agreement"]) * 48)
+        assert check["accuracy_fp32"] == pytest.approx(exact["accuracy"])
+        assert check["accuracy"] == pytest.approx(report["accuracy"])
+        assert 0 < check["max_abs_diff"] < 0.5  # reduced precision differs, a little
+        line = next(x for x in result.output.splitlines() if x.startswith("engine precision"))
+        assert f"agrees with fp32 on {check['top1_agreement']:.2%} of 48 images" in line
+    result = CliRunner().invoke(
+        cli, ["eval", str(fp32), str(tmp_path / "held"), "--precision", "bf16",
+              "--provider", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code != 0 and "--provider openvino" in result.output

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from edgecnn.runtime.engines.base import PROVIDERS
+from edgecnn.runtime.engines.base import PRECISIONS, PROVIDERS
 from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
 from edgecnn.user_files import check_output_path
 
@@ -37,6 +37,14 @@ from edgecnn.user_files import check_output_path
     help="ONNX models: execution provider.",
 )
 @click.option("--threads", type=click.IntRange(1), help="ONNX models: onnxruntime threads.")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="f32",
+    show_default=True,
+    help="ONNX models: engine precision; bf16/f16 run on OpenVINO and report their top-1 "
+    "agreement with f32 on the same images.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option(
     "--labels",
@@ -63,6 +71,7 @@ def evaluate(
     png_path: str | None,
     provider: str,
     threads: int | None,
+    precision: str,
     batch_size: int,
     **keras_flags: Any,
 ) -> None:
@@ -92,6 +101,7 @@ def evaluate(
             batch_size=batch_size,
             keras_options=keras_options,
             progress=progress,
+            precision=precision,
         )
     click.echo(evaluation.format_evaluation(report))
     if json_path:

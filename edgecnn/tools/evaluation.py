@@ -20,8 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecnn.data.datasets import Labelled, find_images
-from edgecnn.errors import DatasetError, ModelError
+from edgecnn.errors import DatasetError, EdgecnnError, ModelError
 from edgecnn.export.calibration_images import load_images
 from edgecnn.tools import plots
 from edgecnn.tools.metrics import classification_report, format_report
@@ -70,10 +72,17 @@ def _eval_onnx(
     threads: int | None,
     batch_size: int,
     progress: Progress | None,
+    precision: str = "f32",
 ) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.runtime.classifier import Classifier
 
-    clf = Classifier.load(model, provider=provider, threads=threads)
+    if precision != "f32":  # bf16 / f16 are OpenVINO's: auto must not race them against f32
+        if provider not in ("auto", "openvino"):
+            raise EdgecnnError(
+                f"`precision` {precision} runs on OpenVINO: use `provider` openvino (or auto)"
+            )
+        provider = "openvino"
+    clf = Classifier.load(model, provider=provider, threads=threads, precision=precision)
     labels = clf.spec.labels
     items, ignored, folder = labelled_images(data_dir, labels)
     index = {label: i for i, label in enumerate(labels)}
@@ -97,7 +106,32 @@ def _eval_onnx(
         "ignored": ignored,
         "total": len(items),
     }
+    if precision != "f32":
+        info["engine_precision"] = _agreement(clf, model, precision, items, index, failures)
     return info, y_true, y_pred, failures
+
+
+def _agreement(
+    clf: Any,
+    model: str | Path,
+    precision: str,
+    items: list[Labelled],
+    index: dict[str, int],
+    failures: list[dict[str, str]],
+) -> dict[str, Any]:
+    """``precision`` against fp32 on the images that decoded (a second decoding pass)."""
+    from edgecnn.tools import engine_precision
+
+    failed = {f["path"] for f in failures}
+    readable = [(str(p), index[label]) for p, label in items if str(p) not in failed]
+
+    def batches():
+        for start in range(0, len(readable), engine_precision.CHUNK):
+            chunk = readable[start : start + engine_precision.CHUNK]
+            arrays = np.stack([clf.prepare(path) for path, _ in chunk])
+            yield arrays, [label for _, label in chunk]
+
+    return engine_precision.measure(model, precision, batches()).to_dict()
 
 
 def _eval_keras(
@@ -153,9 +187,12 @@ def evaluate(
     batch_size: int = 32,
     keras_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    precision: str = "f32",
 ) -> dict[str, Any]:
     """Evaluate an ``.onnx`` (edge runtime) or Keras model on a labelled image folder.
 
+    ``precision`` (ONNX only): "bf16" / "f16" evaluate on OpenVINO at that precision and add
+    ``engine_precision``: its top-1 agreement with fp32 on the same images.
     ``keras_options`` (Keras only): ``overrides`` (InputOverrides), ``normalization``,
     ``unsafe``. Returns the :func:`edgecnn.tools.metrics.classification_report` dict plus the
     model, data and failure details.
@@ -164,7 +201,9 @@ def evaluate(
         raise ModelError(f"{model}: no such file or directory")
     started = time.perf_counter()
     if is_onnx(model):
-        result = _eval_onnx(model, data_dir, provider, threads, batch_size, progress)
+        result = _eval_onnx(model, data_dir, provider, threads, batch_size, progress, precision)
+    elif precision != "f32":
+        raise EdgecnnError("`precision` applies to .onnx models (engine precision)")
     else:
         result = _eval_keras(model, data_dir, batch_size, keras_options or {}, progress)
     info, y_true, y_pred, failures = result
@@ -193,6 +232,10 @@ def format_evaluation(report: dict[str, Any]) -> str:
         f"on {report['data_dir']}"
     )
     lines = [head, format_report(report)]
+    if "engine_precision" in report:
+        from edgecnn.tools.engine_precision import PrecisionAgreement
+
+        lines.append(PrecisionAgreement(**report["engine_precision"]).line())
     failures = [(f["path"], f["error"]) for f in report["failures"]]
     ignored = [(i["path"], i["reason"]) for i in report["ignored"]]
     for title, rows in (("unreadable", failures), ("ignored", ignored)):

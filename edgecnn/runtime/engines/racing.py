@@ -69,9 +69,12 @@ def bucket_label(index: int) -> str:
 class Race:
     """The race of one batch-size class: who runs the next batch, and what the runs measured.
 
-    A *visit* keeps one candidate running until it has its samples (one while racing,
-    :data:`WINDOW` when re-timing); outside visits the winner runs, and its own samples keep
-    being taken, so a slowdown of the winner shows at once.
+    A *visit* keeps one candidate running until it has its samples (one per visit while
+    racing, :data:`WINDOW` when re-timing). Outside visits the winner runs. The winner changes
+    only at the end of a visit, on fresh numbers on both sides: a re-timed candidate that looks
+    faster is confirmed by re-timing the winner right after it (the winner's own samples taken
+    while it runs alone are not compared with older samples of the others: measured, a short
+    slowdown of the winner then handed the batches to a slower engine for seconds).
     """
 
     candidates: int
@@ -83,6 +86,7 @@ class Race:
     switched_at: float = 0.0
     visit: int | None = None
     visit_left: int = 0
+    challenger: int | None = None
     since_explore: int = 0
     explored_at: float = 0.0
     rotation: int = 0
@@ -100,7 +104,7 @@ class Race:
             start = 0 if self.current is None else self.current + 1
             order = [(start + k) % self.candidates for k in range(self.candidates)]
             fewest = min(len(t) for t in self.times)
-            return self._start_visit(next(i for i in order if len(self.times[i]) == fewest), 1)
+            return self._visit(next(i for i in order if len(self.times[i]) == fewest), 1)
         self.since_explore += 1
         due = self.since_explore >= EXPLORE_EVERY and (
             self.clock() - self.explored_at >= EXPLORE_SECONDS
@@ -109,13 +113,14 @@ class Race:
             self.since_explore, self.explored_at = 0, self.clock()
             others = [i for i in range(self.candidates) if i != self.winner]
             self.rotation += 1
-            other = others[self.rotation % len(others)]
-            self.times[other].clear()  # a fresh median: the load may have changed since
-            return self._start_visit(other, WINDOW)
+            self.challenger = others[self.rotation % len(others)]
+            return self._visit(self.challenger, WINDOW)
         return self.winner
 
-    def _start_visit(self, index: int, samples: int) -> int:
+    def _visit(self, index: int, samples: int) -> int:
         self.visit, self.visit_left = index, samples
+        if samples == WINDOW:
+            self.times[index].clear()  # fresh numbers: the load may have changed since
         return index
 
     def record(self, index: int, seconds: float, images: int = 1) -> None:
@@ -139,25 +144,34 @@ class Race:
             self.visit_left -= 1
             if self.visit_left <= 0:
                 self.visit = None
-        if self.visit is None:
-            self._decide()
+                self._visit_done(index)
 
-    def _decide(self) -> None:
-        if self.winner is None and any(len(t) < SAMPLES for t in self.times):
-            return  # still racing
-        medians = {i: statistics.median(t) for i, t in enumerate(self.times) if t}
-        fastest = min(medians, key=medians.__getitem__)
-        if self.winner is None:
-            self.winner, self.explored_at = fastest, self.clock()
-        elif fastest != self.winner and medians[fastest] < (1 - MARGIN) * medians[self.winner]:
-            self.winner = fastest
+    def _visit_done(self, index: int) -> None:
+        if self.winner is None:  # racing: decided once every candidate has its samples
+            if all(len(t) >= SAMPLES for t in self.times):
+                self.winner = min(range(self.candidates), key=self._median)
+                self.explored_at = self.clock()
+            return
+        challenger = self.challenger
+        if challenger is None:
+            return
+        faster = self._median(challenger) < (1 - MARGIN) * self._median(self.winner)
+        if index == challenger and faster:  # confirm: the winner re-timed right after
+            self._visit(self.winner, WINDOW)
+            return
+        if index == self.winner and faster:
+            self.winner = challenger
+        self.challenger = None
+
+    def _median(self, index: int) -> float:
+        times = self.times[index]
+        return statistics.median(times) if times else float("inf")
 
     def best(self) -> int:
         """The winner; while racing, the candidate with the lowest median so far."""
         if self.winner is not None:
             return self.winner
-        timed = [i for i in range(self.candidates) if self.times[i]]
-        return min(timed, key=lambda i: statistics.median(self.times[i])) if timed else 0
+        return min(range(self.candidates), key=self._median)
 
     def decided(self) -> bool:
         """True once every candidate has had its timed visits."""
