@@ -86,6 +86,8 @@ class OnnxRuntimeEngine(Engine):
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self._input = self.inputs[0].name if self.inputs else ""
         self._output = self.outputs[0].name if self.outputs else ""
+        # all outputs when there is one (edgecnn models): onnxruntime then skips the name lookup
+        self._wanted = None if len(self.outputs) == 1 else [self._output]
         if engine != "cpu" and self.inputs:
             self._warm_up()  # TensorRT builds (or loads) its engine here, not on the first image
         else:
@@ -133,7 +135,7 @@ class OnnxRuntimeEngine(Engine):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """One ``session.run`` (thread-safe; releases the GIL)."""
-        return self.session.run([self._output], {self._input: batch})[0]
+        return self.session.run(self._wanted, {self._input: batch})[0]
 
     @property
     def provider(self) -> str:
