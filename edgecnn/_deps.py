@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from types import ModuleType
 
 from edgecnn.errors import MissingDependencyError
@@ -19,6 +20,21 @@ def _require(module: str, package: str, extra: str = "train") -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(package, extra) from exc
+
+
+#: Lines TensorFlow prints while it loads, before any log level applies (twice: two libraries).
+TENSORFLOW_STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|port\.cc:\d+\] oneDNN custom operations|"
+    r"cudart_stub\.cc|cuda_executor\.cc|cuda_fft\.cc|cuda_dnn\.cc|cuda_blas\.cc|"
+    r"Could not find cuda drivers|computation_placer\.cc|Unable to register cu(DNN|FFT|BLAS)|"
+    r"This TensorFlow binary is optimized|To enable the following instructions|"
+    r"TF-TRT Warning|cpu_feature_guard\.cc|Compiler flags\.$"
+)
+
+
+def is_tensorflow_startup_noise(line: str) -> bool:
+    """A banner line TensorFlow prints at import whatever its log level (not an error)."""
+    return bool(TENSORFLOW_STARTUP_NOISE.search(line))
 
 
 def tensorflow() -> ModuleType:

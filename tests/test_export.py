@@ -413,3 +413,24 @@ def test_real_keras_model_where_onnx_is_expected(run_dir: Path, fp32: Path) -> N
         assert result.exit_code == 1 and f"edgecnn export {model}" in result.output, result.output
     result = runner.invoke(cli, ["export", str(fp32), "-o", str(fp32.with_name("again.onnx"))])
     assert result.exit_code == 1 and "already an ONNX model" in result.output
+
+
+def test_export_runs_tensorflow_in_a_child_process(run_dir: Path, tmp_path: Path) -> None:
+    """The calling process never imports TensorFlow (its memory is the child's, returned when
+    the child exits); the export it gets is the same verified file."""
+    out = tmp_path / "child.onnx"
+    code = f"""
+import sys
+from edgecnn.export import ExportOptions, export_model
+result = export_model({str(run_dir)!r}, {str(out)!r}, ExportOptions(latency=False))
+assert result.report["verification"]["top1_agreement"] >= 0.999, result.report
+assert not {{"tensorflow", "keras", "tf2onnx"}} & set(sys.modules)
+print(result.spec.extra["export"]["keras"], result.spec.extra["export"]["tf2onnx"])
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import keras
+    import tf2onnx
+
+    assert proc.stdout.split() == [keras.__version__, tf2onnx.__version__]
+    assert onnx.load(str(out)).graph.input[0].name == "image"

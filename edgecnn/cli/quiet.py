@@ -12,11 +12,12 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
+
+from edgecnn._deps import TENSORFLOW_STARTUP_NOISE
 
 #: Environment for the CLI process (set only where the user has not set them).
 QUIET_ENV = {
@@ -26,14 +27,7 @@ QUIET_ENV = {
     "OPENCV_FFMPEG_LOGLEVEL": "-8",  # FFmpeg's own "[tcp @ 0x..] Connection refused"
 }
 
-#: Lines TensorFlow prints while it loads, before any log level applies (twice: two libraries).
-_NOISE = re.compile(
-    r"All log messages before absl::InitializeLog|port\.cc:\d+\] oneDNN custom operations|"
-    r"cudart_stub\.cc|cuda_executor\.cc|cuda_fft\.cc|cuda_dnn\.cc|cuda_blas\.cc|"
-    r"Could not find cuda drivers|computation_placer\.cc|Unable to register cu(DNN|FFT|BLAS)|"
-    r"This TensorFlow binary is optimized|To enable the following instructions|"
-    r"TF-TRT Warning|cpu_feature_guard\.cc|Compiler flags\.$"
-)
+_NOISE = TENSORFLOW_STARTUP_NOISE
 
 
 def quiet_environment(verbose: bool) -> None:

@@ -11,6 +11,8 @@ The symbolic batch dimension is then named ``batch`` on input and output.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from edgecnn import _deps
@@ -33,15 +35,16 @@ def _name_batch_dim(proto: Any) -> None:
         dim.dim_param = BATCH_DIM
 
 
-def to_onnx(
+def freeze(
     model: Any,
     spec: InputSpec,
     *,
     normalization: Normalization,
     append_softmax: bool,
     opset: int = DEFAULT_OPSET,
-) -> Any:
-    """Convert a loaded Keras classifier to an fp32 ``onnx.ModelProto`` meeting the contract."""
+) -> lean_conversion.Frozen:
+    """Wrap a loaded Keras classifier in the contract's ``tf.function`` and freeze it; the
+    model may be dropped afterwards (:func:`frozen_to_onnx` does not need it)."""
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old; edgecnn needs {MIN_OPSET} or newer")
     tf = _deps.tensorflow()
@@ -65,13 +68,16 @@ def to_onnx(
             y = tf.nn.softmax(y, axis=-1)
         return {OUTPUT_NAME: y}
 
-    try:
-        proto = lean_conversion.convert_function(serve.get_concrete_function(), opset)
-    except ExportError:
-        raise
-    except Exception as exc:  # the converter raises many kinds; name the stage
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"conversion to ONNX failed (tf2onnx): {first}") from exc
+    with _conversion_errors():
+        frozen = lean_conversion.freeze(serve.get_concrete_function())
+    frozen.opset = opset
+    return frozen
+
+
+def frozen_to_onnx(frozen: lean_conversion.Frozen) -> Any:
+    """The fp32 ``onnx.ModelProto`` meeting the contract, from :func:`freeze`'s result."""
+    with _conversion_errors():
+        proto = lean_conversion.convert_frozen(frozen, frozen.opset)
     inputs = [v.name for v in proto.graph.input]
     outputs = [v.name for v in proto.graph.output]
     if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
@@ -79,3 +85,30 @@ def to_onnx(
     _name_batch_dim(proto)
     proto.producer_name = "edgecnn"
     return proto
+
+
+def to_onnx(
+    model: Any,
+    spec: InputSpec,
+    *,
+    normalization: Normalization,
+    append_softmax: bool,
+    opset: int = DEFAULT_OPSET,
+) -> Any:
+    """Convert a loaded Keras classifier to an fp32 ``onnx.ModelProto`` meeting the contract."""
+    frozen = freeze(
+        model, spec, normalization=normalization, append_softmax=append_softmax, opset=opset
+    )
+    return frozen_to_onnx(frozen)
+
+
+@contextlib.contextmanager
+def _conversion_errors() -> Iterator[None]:
+    """The converter raises many kinds of exceptions: one ExportError naming the stage."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"conversion to ONNX failed (tf2onnx): {first}") from exc

@@ -8,6 +8,7 @@ verified against both, and only a graph that passed the gates gets its metadata 
 from __future__ import annotations
 
 import datetime as _dt
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from edgecnn import _deps
 from edgecnn._version import __version__
 from edgecnn.data.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, ExportError
-from edgecnn.export import artifact, calibration_images, convert, keras_model, quantize, verify
+from edgecnn.export import artifact, calibration_images, convert, keras_process, quantize, verify
 from edgecnn.export.export_report import format_table, measure_latency
 from edgecnn.export.model_source import InputOverrides, ModelSource, resolve_source
 from edgecnn.normalization import Normalization
@@ -244,25 +245,12 @@ class _Reference:
     probabilities: np.ndarray
 
 
-def _keras_reference(
-    kmodel: Any,
-    source: ModelSource,
-    options: ExportOptions,
-    output_kind: str,
-    warnings: list[str],
-    say: Log,
-) -> _Reference:
-    """Keras on the verification images, before the slow conversion: a dead model (outputs
-    independent of the input) is refused unless ``force``; accuracy near chance is a warning."""
-    images_, truth, where = _verification_set(source, options, warnings)
-    say(f"running Keras on {len(images_)} verification images ({where})")
-    probs = keras_model.keras_probabilities(kmodel, images_, options.normalization, output_kind)
+def _reference_warnings(
+    probs: np.ndarray, truth: list[str | None], source: ModelSource, warnings: list[str]
+) -> None:
+    """Warnings from Keras' outputs on the verification images: a dead model written because
+    of ``force`` (without it the Keras step refused it), accuracy near chance."""
     problem = model_health.output_problem(probs)
-    if problem and not options.force:
-        raise ExportError(
-            f"the model looks dead: {problem}. Nothing was written; check the weights "
-            "(an untrained or collapsed model), or pass --force to export it anyway"
-        )
     if problem:
         warnings.append(f"the model looks dead: {problem}; written anyway because of --force")
     index = {label: i for i, label in enumerate(source.labels)}
@@ -273,7 +261,28 @@ def _keras_reference(
         line = model_health.accuracy_problem(accuracy, targets, len(source.labels))
         if line:
             warnings.append(f"Keras {line}")
-    return _Reference(images_, truth, where, probs)
+
+
+def _keras_half(
+    source: ModelSource, options: ExportOptions, folder: Path, warnings: list[str], say: Log
+) -> tuple[_Reference, keras_process.KerasHalf]:
+    """Keras on the verification images and the fp32 ONNX file, from a child process (this
+    process never imports TensorFlow, see :mod:`edgecnn.export.keras_process`)."""
+    images_, truth, where = _verification_set(source, options, warnings)
+    job = keras_process.KerasJob(
+        model_path=str(source.model_path),
+        unsafe=options.unsafe,
+        input=source.input.to_dict(),
+        num_labels=len(source.labels),
+        output=source.output,
+        normalization=options.normalization.to_dict(),
+        opset=options.opset,
+        force=options.force,
+        images_source=where,
+    )
+    half = keras_process.run_keras_half(job, images_, folder, say)
+    _reference_warnings(half.probabilities, truth, source, warnings)
+    return _Reference(images_, truth, where, half.probabilities), half
 
 
 def export_model(
@@ -295,17 +304,10 @@ def export_model(
     options.normalization.check_channels(source.input.channels)
     warnings: list[str] = []
 
-    kmodel, output_kind = _load_keras(source, options, say)
-    reference = _keras_reference(kmodel, source, options, output_kind, warnings, say)
-    say(f"converting to ONNX (opset {options.opset}, output: {output_kind})")
-    fp32 = convert.to_onnx(
-        kmodel,
-        source.input,
-        normalization=options.normalization,
-        append_softmax=output_kind == "logits",
-        opset=options.opset,
-    )
-    del kmodel  # TensorFlow's copy of the weights is not needed any more
+    with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as tmp:
+        reference, half = _keras_half(source, options, Path(tmp), warnings, say)
+        fp32 = _deps.onnx().load(str(half.onnx_path))
+    output_kind = half.output_kind
     graph, quant_record = _derive(precision, fp32, source, options, warnings)
     if precision != "fp32":
         say(f"{precision}: graph ready")
@@ -313,7 +315,8 @@ def export_model(
         reference, fp32, graph, precision, source, options, warnings, quant_record, say
     )
     spec = _model_spec(source, precision, quant_record, verified.record(precision))
-    spec = replace(spec, extra={"export": _export_record(source, options, output_kind)})
+    record = _export_record(source, options, output_kind, half.versions)
+    spec = replace(spec, extra={"export": record})
     artifact.set_metadata(graph, spec)
     data = artifact.serialize_checked(graph)
     artifact.write_atomic(out, data)
@@ -322,17 +325,6 @@ def export_model(
     _measure(report, verified, precision, source, options, say)
     report_path = _write_report(out, report) if options.report else None
     return ExportResult(path=out, spec=spec, report=report, report_path=report_path)
-
-
-def _load_keras(source: ModelSource, options: ExportOptions, say: Log) -> tuple[Any, str]:
-    """The Keras model, checked against the labels and input, and what its output is."""
-    say(f"loading {source.model_path}")
-    kmodel = keras_model.load_keras(source.model_path, unsafe=options.unsafe)
-    keras_model.check_model(kmodel, source.input, len(source.labels))
-    output_kind = source.output
-    if output_kind == "auto":
-        output_kind = keras_model.detect_output(kmodel, source.input, options.normalization)
-    return kmodel, output_kind
 
 
 def _verify(
@@ -390,7 +382,9 @@ def _model_spec(
     )
 
 
-def _export_record(source: ModelSource, options: ExportOptions, output_kind: str) -> dict:
+def _export_record(
+    source: ModelSource, options: ExportOptions, output_kind: str, versions: dict[str, str]
+) -> dict:
     """How the file was made: opset, source file and hash, output handling, tool versions."""
     return {
         "opset": options.opset,
@@ -399,8 +393,8 @@ def _export_record(source: ModelSource, options: ExportOptions, output_kind: str
         "keras_output": output_kind,
         "softmax_appended": output_kind == "logits",
         "normalization": options.normalization.to_dict(),
-        "tf2onnx": _deps.tf2onnx().__version__,
-        "keras": _deps.keras().__version__,
+        "tf2onnx": versions["tf2onnx"],
+        "keras": versions["keras"],
     }
 
 
