@@ -12,7 +12,7 @@
 (b) >= 1000 small images with the bundled model: the pipeline vs the machine's limit.
 (c) Peak memory (ru_maxrss) of `edgecnn classify` on 10,000 images vs 100, in subprocesses.
 
-Everything is measured with :class:`~edgecnn.tools.bench.Benchmark` (behind `edgecnn bench`),
+Everything is measured with :class:`~edgecnn.tools.model_bench.Benchmark` (behind `edgecnn bench`),
 so these numbers and `edgecnn bench --images DIR --keras M.keras` agree. Generated images and
 models are cached under ``scratch/bench/`` (ignored by git). Weights are random: speed does not
 depend on them. Not a test: nothing here asserts a timing.
@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _data
 
 from edgecnn.tools import bench_report
-from edgecnn.tools.bench import Benchmark, Settings, parse_list
+from edgecnn.tools.bench_settings import Settings, parse_list
 from edgecnn.tools.machine import environment
+from edgecnn.tools.model_bench import Benchmark
 from edgecnn.tools.report_files import write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent

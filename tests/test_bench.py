@@ -18,17 +18,11 @@ from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.tools import bench_report
-from edgecnn.tools.bench import (
-    BenchError,
-    Benchmark,
-    Settings,
-    machine_limit,
-    model_names,
-    parse_list,
-    verdict,
-)
+from edgecnn.tools.bench_settings import BenchError, Settings, parse_list
 from edgecnn.tools.latency_stats import latency_stats
 from edgecnn.tools.machine import OtherLoad, cpu_info, others_share
+from edgecnn.tools.model_bench import Benchmark, model_names
+from edgecnn.tools.pipeline_limit import machine_limit, verdict
 from edgecnn.tools.report_files import write_json
 from tests.models import color_model, save
 

@@ -248,7 +248,8 @@ def test_int8_defaults_to_portable_and_a_vnni_model_warns_on_a_cpu_without_vnni(
 
 
 def test_bench_measures_engines_side_by_side_with_ratio_and_agreement(color_model_path):
-    from edgecnn.tools.bench import BenchError, Benchmark, Settings, parse_providers
+    from edgecnn.tools.bench_settings import BenchError, Settings, parse_providers
+    from edgecnn.tools.model_bench import Benchmark
 
     assert parse_providers("all")[:2] == ("auto", "cpu")
     assert set(parse_providers("all")) == {"auto", *LOADS}  # what cannot load is left out

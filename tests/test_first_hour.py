@@ -16,8 +16,10 @@ from edgecnn.cli import cli
 from edgecnn.errors import ModelError
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.tools import bench_report
-from edgecnn.tools.bench import Benchmark, Settings, verdict
+from edgecnn.tools.bench_settings import Settings
 from edgecnn.tools.metrics import confusion_lines
+from edgecnn.tools.model_bench import Benchmark
+from edgecnn.tools.pipeline_limit import verdict
 
 FAST = {"iterations": 2, "warmup": 0}
 

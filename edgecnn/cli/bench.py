@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from edgecnn.cli.flags import as_flags
-from edgecnn.tools.bench import BenchError, Benchmark, Settings, parse_list
+from edgecnn.tools.bench_settings import BenchError, Settings, parse_list
+from edgecnn.tools.model_bench import Benchmark
 
 
 def _progress(enabled: bool) -> Any:

@@ -1,4 +1,4 @@
-"""Rendering a benchmark report (the dict :class:`~.bench.Benchmark` returns) for people:
+"""Rendering a benchmark report (the dict :class:`~.model_bench.Benchmark` returns) for people:
 a terminal table, a Markdown document and a PNG plot (matplotlib via :mod:`edgecnn.tools.plots`).
 The JSON file is the report itself, written with :func:`edgecnn.tools.report_files.write_json`."""
 
