@@ -107,30 +107,81 @@ def bench(
     --concurrency clients.
     """
     if server:
-        from edgecnn.tools import server_bench
-
-        report = server_bench.bench_command(
-            server, models, images, concurrency, request_count, duration, api_key_file, json_out
+        _bench_server(
+            server,
+            models,
+            images,
+            concurrency,
+            request_count,
+            duration,
+            api_key_file,
+            json_out,
+            quiet=quiet,
         )
-        if not quiet:
-            click.echo(server_bench.terminal(report))
         return
-    from edgecnn.classify.result_files import check_writable
     from edgecnn.cli.options import single_threaded_opencv
-    from edgecnn.tools import bench_report
-    from edgecnn.tools.report_files import write_json, write_text
 
     single_threaded_opencv()
+    _check_outputs(json_out, md_out, plot_out)
+    settings = _settings(batch_sizes, threads, warmup, iterations, duration, provider)
+    progress = _progress(not quiet and sys.stderr.isatty())
+    run = Benchmark(
+        list(models), settings, images=images, keras=keras_model, progress=progress, unsafe=unsafe
+    )
+    report = _measure(run, progress is not None)
+    _write_report(report, quiet, json_out, md_out, plot_out)
+    if report["interrupted"]:
+        sys.exit(130)
+
+
+def _bench_server(
+    server: str,
+    models: tuple[str, ...],
+    images: str | None,
+    concurrency: int,
+    request_count: int | None,
+    duration: float | None,
+    api_key_file: str | None,
+    json_out: str | None,
+    *,
+    quiet: bool,
+) -> None:
+    """``--server URL``: a running ``edgecnn serve`` measured end to end."""
+    from edgecnn.tools import server_bench
+
+    report = server_bench.bench_command(
+        server, models, images, concurrency, request_count, duration, api_key_file, json_out
+    )
+    if not quiet:
+        click.echo(server_bench.terminal(report))
+
+
+def _check_outputs(json_out: str | None, md_out: str | None, plot_out: str | None) -> None:
+    """Output paths that cannot be written, and a plot without matplotlib, fail before minutes
+    of measuring, not after."""
+    from edgecnn.classify.result_files import check_writable
+
     outputs = {"--json": json_out, "--markdown": md_out, "--plot": plot_out}
     for flag, path in outputs.items():
         if path:
-            check_writable(path, flag)  # before minutes of measuring, not after
+            check_writable(path, flag)
     if plot_out:
         from edgecnn.tools import plots
 
         plots.pyplot()  # matplotlib missing: say so now, not after the measurement
+
+
+def _settings(
+    batch_sizes: str,
+    threads: str,
+    warmup: int,
+    iterations: int | None,
+    duration: float | None,
+    provider: str,
+) -> Settings:
+    """The checked settings; settings that cannot run are usage errors (exit 2)."""
     try:
-        settings = Settings(
+        return Settings(
             batch_sizes=tuple(b for b in parse_list(batch_sizes) if b is not None),
             threads=parse_list(threads, allow_auto=True),
             warmup=warmup,
@@ -138,24 +189,38 @@ def bench(
             duration=duration,
             provider=provider,
         )
-    except BenchError as exc:  # settings that cannot run are usage errors (exit 2)
+    except BenchError as exc:
         raise click.UsageError(as_flags(str(exc))) from None
-    progress = _progress(not quiet and sys.stderr.isatty())
-    run = Benchmark(
-        list(models), settings, images=images, keras=keras_model, progress=progress, unsafe=unsafe
-    )
+
+
+def _measure(run: Benchmark, progress_shown: bool) -> dict[str, Any]:
+    """Run the benchmark; Ctrl-C gives what was measured so far (exit 130 when nothing was)."""
     try:
         report = run.run()
     except KeyboardInterrupt:
         report = run.interrupt()
     finally:
-        if progress:
+        if progress_shown:
             click.echo("\r\033[K", nl=False, err=True)
     if not report["model_only"] and not report["end_to_end"]:
         if report["interrupted"]:
             click.echo("interrupted before anything was measured", err=True)
             sys.exit(130)
         raise BenchError("nothing was measured")
+    return report
+
+
+def _write_report(
+    report: dict[str, Any],
+    quiet: bool,
+    json_out: str | None,
+    md_out: str | None,
+    plot_out: str | None,
+) -> None:
+    """The terminal table (unless ``quiet``) and the files asked for."""
+    from edgecnn.tools import bench_report
+    from edgecnn.tools.report_files import write_json, write_text
+
     if not quiet:
         click.echo(bench_report.terminal(report))
     if json_out:
@@ -164,5 +229,3 @@ def bench(
         write_text(md_out, bench_report.markdown(report), "--markdown")
     if plot_out:
         bench_report.plot(report, plot_out)
-    if report["interrupted"]:
-        sys.exit(130)
