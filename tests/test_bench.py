@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edgecnn import load_image
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.classifier import Classifier
@@ -306,6 +310,47 @@ def test_bad_settings(color_model_path: Path, args: list[str], message: str) -> 
     assert "Error:" in result.output and message in result.output
 
 
+# ----------------------------------------------------------------------------- interpolation
+
+
+@pytest.fixture
+def textured_folder(tmp_path: Path) -> Path:
+    """Three noise images: unlike solid colours, their resized pixels depend on the resize."""
+    folder = tmp_path / "textured"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        ok, data = cv2.imencode(".png", rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+        assert ok
+        (folder / f"{i}.png").write_bytes(data.tobytes())
+    return folder
+
+
+def test_interpolation_is_the_one_bench_preprocesses_with(
+    color_model_path: Path, textured_folder: Path
+) -> None:
+    settings = Settings(batch_sizes=(3,), threads=(1,), interpolation="nearest", **FAST)
+    run = Benchmark([str(color_model_path)], settings, images=textured_folder)
+    report = run.run()
+    kind, batch = run.inputs[(16, 16, 3)]
+    assert kind == "images" and report["model_only"][0]["input"] == "images"
+    own = Classifier.load(color_model_path).spec.input
+    assert own.interpolation == "area"  # the model's own
+    paths = [item.path for item in run.items]
+    nearest = np.stack([load_image(p, replace(own, interpolation="nearest")) for p in paths])
+    assert np.array_equal(batch, nearest)
+    assert not np.array_equal(batch, np.stack([load_image(p, own) for p in paths]))
+    (model,) = report["models"]
+    assert model["interpolation"] == "nearest" and model["model_interpolation"] == "area"
+    assert report["settings"]["interpolation"] == "nearest"
+    assert report["end_to_end"][0]["ok"] == 3
+
+
+def test_bad_interpolation_is_a_bench_error() -> None:
+    with pytest.raises(BenchError, match="`interpolation` 'cubic' is not one of"):
+        Settings(interpolation="cubic")
+
+
 def test_models_of_different_input_sizes_side_by_side(
     color_model_path: Path, tmp_path: Path
 ) -> None:
@@ -325,7 +370,7 @@ def test_keras_mode_and_tutorial_pipeline(
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
     model.save(tmp_path / "tiny.keras")
-    settings = Settings(batch_sizes=(2,), threads=(1,), **FAST)
+    settings = Settings(batch_sizes=(2,), threads=(1,), interpolation="nearest", **FAST)
     report = Benchmark(
         [str(color_model_path)], settings, images=color_folder, keras=tmp_path / "tiny.keras"
     ).run()
@@ -334,4 +379,5 @@ def test_keras_mode_and_tutorial_pipeline(
     onnx_row = next(r for r in report["model_only"] if not r["keras"])
     assert onnx_row["speedup_vs_keras"] > 0
     assert report["keras_pipeline"]["images"] == 9
+    assert report["keras_pipeline"]["interpolation"] == "nearest"  # the run's, Keras's too
     assert report["end_to_end"][0]["speedup_vs_keras_pipeline"] > 0

@@ -51,7 +51,7 @@ def environment_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"model {model['name']}: {model['precision']}, "
             f"{'x'.join(map(str, model['input']))}, sha256 {model['sha256'][:16]}, "
-            f"provider {model['provider']}"
+            f"provider {model['provider']}{_interpolation(model)}"
         )
     keras = report.get("keras")
     if keras:
@@ -61,6 +61,14 @@ def environment_lines(report: dict[str, Any]) -> list[str]:
     if report.get("interrupted"):
         lines.append("INTERRUPTED: partial results (what was measured before Ctrl-C)")
     return lines
+
+
+def _interpolation(model: dict[str, Any]) -> str:
+    """``; interpolation X, not the model's own Y`` when the run resized otherwise."""
+    used, own = model.get("interpolation"), model.get("model_interpolation")
+    if used is None or used == own:
+        return ""
+    return f"; interpolation {used}, not the model's own {own}"
 
 
 def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

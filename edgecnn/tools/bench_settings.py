@@ -1,5 +1,6 @@
-"""What a benchmark measures: :class:`Settings` (batch sizes, threads, budget, engines), the
-parsers of their command-line lists, and :class:`BenchError` for settings that cannot run."""
+"""What a benchmark measures: :class:`Settings` (batch sizes, threads, budget, engines,
+interpolation), the parsers of their command-line lists, and :class:`BenchError` for settings
+that cannot run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.engines.base import PROVIDERS
+from edgecnn.spec import INTERPOLATIONS
 
 __all__ = ["BenchError", "Settings", "parse_list", "parse_providers", "thread_label"]
 
@@ -18,7 +20,10 @@ class BenchError(EdgecnnError):
 @dataclass(frozen=True)
 class Settings:
     """What to measure. ``threads`` entries: an int, or None for onnxruntime's default (what
-    ``edgecnn classify`` uses). Without ``iterations`` or ``duration``, 2 s per configuration."""
+    ``edgecnn classify`` uses). Without ``iterations`` or ``duration``, 2 s per configuration.
+
+    ``interpolation``: the resize every model's preprocessing uses in this run instead of the
+    one its metadata records (None: each model's own); the report names both."""
 
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     threads: tuple[int | None, ...] = (1, None)
@@ -27,6 +32,7 @@ class Settings:
     duration: float | None = None
     provider: str = "auto"
     rounds: int = 3
+    interpolation: str | None = None
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -45,6 +51,10 @@ class Settings:
             )
         if self.rounds < 1:
             raise BenchError("rounds must be >= 1")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            raise BenchError(
+                f"`interpolation` {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
+            )
         if self.provider.strip().lower() != "all":
             parse_providers(self.provider)
 

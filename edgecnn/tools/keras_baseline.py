@@ -16,10 +16,12 @@ from edgecnn.errors import ExportError
 from edgecnn.tools.bench_settings import BenchError
 from edgecnn.tools.machine import OtherLoad, others_share, sha256
 
-__all__ = ["TUTORIAL_BATCH", "load_keras_model", "time_tutorial_pipeline"]
+__all__ = ["TUTORIAL_BATCH", "TUTORIAL_INTERPOLATION", "load_keras_model", "time_tutorial_pipeline"]
 
 #: The batch size of the tutorials' ``image_dataset_from_directory``.
 TUTORIAL_BATCH = 16
+#: Its resize (Keras's default; edgecnn's interpolation names are Keras's too).
+TUTORIAL_INTERPOLATION = "bilinear"
 
 
 def load_keras_model(path: Path, *, unsafe: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -43,9 +45,12 @@ def load_keras_model(path: Path, *, unsafe: bool = False) -> tuple[Any, dict[str
     return model, info
 
 
-def time_tutorial_pipeline(model: Any, images: Path, fit: str) -> dict[str, Any]:
+def time_tutorial_pipeline(
+    model: Any, images: Path, fit: str, interpolation: str = TUTORIAL_INTERPOLATION
+) -> dict[str, Any]:
     """The tutorials' pipeline on the folder ``images``, timed: ``image_dataset_from_directory``
-    (cropping to the aspect ratio when the ONNX model's ``fit`` is crop) + ``model.predict``."""
+    (cropping to the aspect ratio when the ONNX model's ``fit`` is crop, resizing with
+    ``interpolation``) + ``model.predict``."""
     keras = _deps.keras()
     height, width, channels = (int(d) for d in model.inputs[0].shape[1:4])
     load: dict[str, Any] = {}
@@ -56,6 +61,7 @@ def time_tutorial_pipeline(model: Any, images: Path, fit: str) -> dict[str, Any]
             labels=None,
             image_size=(height, width),
             crop_to_aspect_ratio=fit == "crop",
+            interpolation=interpolation,
             color_mode="grayscale" if channels == 1 else "rgb",
             batch_size=TUTORIAL_BATCH,
             shuffle=False,
@@ -69,5 +75,6 @@ def time_tutorial_pipeline(model: Any, images: Path, fit: str) -> dict[str, Any]
         "images_per_second": len(probabilities) / seconds,
         "batch_size": TUTORIAL_BATCH,
         "crop_to_aspect_ratio": fit == "crop",
+        "interpolation": interpolation,
         "others_cpu_share": others_share(load),
     }

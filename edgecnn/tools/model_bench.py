@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,14 @@ from edgecnn.tools import keras_baseline, model_timing, pipeline_timing
 from edgecnn.tools.bench_settings import BenchError, Settings, thread_label
 from edgecnn.tools.machine import environment, sha256
 
-__all__ = ["SCHEMA", "Benchmark", "describe_model", "model_names", "throttled"]
+__all__ = [
+    "SCHEMA",
+    "Benchmark",
+    "describe_model",
+    "model_names",
+    "throttled",
+    "use_interpolation",
+]
 
 #: Version of the JSON report layout.
 SCHEMA = 1
@@ -58,9 +66,16 @@ def throttled(progress: Progress, rate: float = PROGRESS_RATE) -> Progress:
     return show
 
 
-def describe_model(classifier: Classifier, name: str) -> dict[str, Any]:
-    """The report's facts about one model, with the provider its session really uses."""
+def describe_model(
+    classifier: Classifier, name: str, *, recorded_interpolation: str | None = None
+) -> dict[str, Any]:
+    """The report's facts about one model, with the provider its session really uses.
+
+    ``interpolation`` is the resize this run's preprocessing used, ``model_interpolation`` the
+    one the model records (``recorded_interpolation``; None: the same): when they differ, the
+    results are not those of the model's own preprocessing."""
     spec = classifier.spec
+    used = spec.input.interpolation
     return {
         "name": name,
         "path": classifier.path,
@@ -69,9 +84,21 @@ def describe_model(classifier: Classifier, name: str) -> dict[str, Any]:
         "architecture": spec.architecture,
         "input": list(spec.input.shape),
         "fit": spec.input.fit,
+        "interpolation": used,
+        "model_interpolation": recorded_interpolation or used,
         "classes": spec.num_classes,
         "provider": classifier.provider,
     }
+
+
+def use_interpolation(classifier: Classifier, interpolation: str | None) -> str:
+    """Make ``classifier`` preprocess with ``interpolation`` (None: its model's own); returns
+    the interpolation its model records."""
+    spec = classifier.spec
+    recorded = spec.input.interpolation
+    if interpolation is not None and interpolation != recorded:
+        classifier.spec = replace(spec, input=replace(spec.input, interpolation=interpolation))
+    return recorded
 
 
 def model_names(paths: Sequence[str]) -> list[str]:
@@ -146,7 +173,9 @@ class Benchmark:
         self.keras_pipeline: dict[str, Any] | None = None
         self.interrupted = False
         self.environment = environment()
-        self._input_cache: dict[tuple[int, int, int], tuple[str, np.ndarray]] = {}
+        #: The uint8 batches the model-only runs use, by input shape: ("synthetic" | "images",
+        #: a batch as large as the largest batch size, prepared as the models' preprocessing does).
+        self.inputs: dict[tuple[int, int, int], tuple[str, np.ndarray]] = {}
         self._agreement: dict[str, float] = {}
         #: engines measured side by side (``all`` resolved once: it opens every backend)
         self.providers = settings.providers
@@ -184,11 +213,13 @@ class Benchmark:
             self.progress(f"loading {name} (threads {thread_label(threads)})")
             file = None if path is None else str(path)
             classifier, seconds = _load(file, provider, threads)
+            recorded = use_interpolation(classifier, self.settings.interpolation)
             _check_batches(classifier, self.settings.batch_sizes)
             if len(providers) > 1 and not any(m["name"] == name for m in self.model_info):
                 self._agreement[name] = self._top1_agreement(file, classifier)
             if not any(m["name"] == name for m in self.model_info):
-                self.model_info.append(describe_model(classifier, name))
+                info = describe_model(classifier, name, recorded_interpolation=recorded)
+                self.model_info.append(info)
             self.warmup.append(
                 {"model": name, "threads": thread_label(threads), "session_s": seconds}
             )
@@ -206,8 +237,8 @@ class Benchmark:
 
     def _inputs(self, spec: InputSpec) -> tuple[str, np.ndarray]:
         """("synthetic" | "images", a uint8 batch as large as the largest batch size)."""
-        if spec.shape in self._input_cache:
-            return self._input_cache[spec.shape]
+        if spec.shape in self.inputs:
+            return self.inputs[spec.shape]
         size = max(self.settings.batch_sizes)
         arrays = []
         for item in self.items[: 4 * size]:
@@ -222,7 +253,7 @@ class Benchmark:
         else:
             rng = np.random.default_rng(0)
             found = "synthetic", rng.integers(0, 256, (size, *spec.shape), dtype=np.uint8)
-        self._input_cache[spec.shape] = found
+        self.inputs[spec.shape] = found
         return found
 
     # --------------------------------------------------------------- steps
@@ -248,7 +279,9 @@ class Benchmark:
         if keras_model is not None and self.keras_info is not None:
             height, width, channels = (int(d) for d in keras_model.inputs[0].shape[1:4])
             color = "gray" if channels == 1 else classifiers[0][1].spec.input.color
-            kind, data = self._inputs(InputSpec(height, width, channels, color))
+            interpolation = self.settings.interpolation or "bilinear"
+            spec = InputSpec(height, width, channels, color, interpolation=interpolation)
+            kind, data = self._inputs(spec)
             xf = data[:batch].astype(keras_model.inputs[0].dtype or "float32")
             record = self._record("keras", "tf-default", batch, kind, keras=True)
             predict = keras_model.predict
@@ -300,8 +333,11 @@ class Benchmark:
             )
             return
         fit = self.model_info[0]["fit"] if self.model_info else "crop"
+        interpolation = self.settings.interpolation or keras_baseline.TUTORIAL_INTERPOLATION
         self.progress("Keras tutorial pipeline: image_dataset_from_directory + predict")
-        self.keras_pipeline = keras_baseline.time_tutorial_pipeline(model, images, fit)
+        self.keras_pipeline = keras_baseline.time_tutorial_pipeline(
+            model, images, fit, interpolation
+        )
 
     # --------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
@@ -348,6 +384,7 @@ class Benchmark:
             "duration_s": budget if mode == "duration" else None,
             "provider_requested": settings.provider,
             "interleaved_rounds": settings.rounds,
+            "interpolation": settings.interpolation,
         }
 
     def interrupt(self) -> dict[str, Any]:
