@@ -302,6 +302,7 @@ def test_folder_without_images(color_model_path: Path, tmp_path: Path) -> None:
         (["--iterations", "2", "--duration", "1"], "not both"),
         (["--batch-sizes", "0"], "batch sizes must be >= 1"),
         (["--threads", "two"], "not a whole number"),
+        (["--interpolation", "cubic"], "Invalid value for '--interpolation'"),
     ],
 )
 def test_bad_settings(color_model_path: Path, args: list[str], message: str) -> None:
@@ -349,6 +350,28 @@ def test_interpolation_is_the_one_bench_preprocesses_with(
 def test_bad_interpolation_is_a_bench_error() -> None:
     with pytest.raises(BenchError, match="`interpolation` 'cubic' is not one of"):
         Settings(interpolation="cubic")
+
+
+@pytest.mark.parametrize("value", ["nearest", "area", None])
+def test_cli_interpolation_is_reported_beside_the_models_own(
+    value: str | None, color_model_path: Path, color_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    result = run_bench(
+        str(color_model_path), "--batch-sizes", "2", "--threads", "1", "--iterations", "1",
+        "--warmup", "0", "--images", str(color_folder),
+        "--json", f"{out}.json", "--markdown", f"{out}.md",
+        *(["--interpolation", value] if value else []),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(Path(f"{out}.json").read_text())
+    (model,) = report["models"]
+    assert report["settings"]["interpolation"] == value
+    assert model["interpolation"] == (value or "area")  # the model records area
+    assert model["model_interpolation"] == "area"
+    note = "interpolation nearest, not the model's own area"
+    for text in (result.output, Path(f"{out}.md").read_text()):
+        assert (note in " ".join(text.split())) == (value == "nearest")
 
 
 def test_models_of_different_input_sizes_side_by_side(

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from edgecnn.cli.flags import as_flags
+from edgecnn.cli.options import interpolation_option, single_threaded_opencv
 from edgecnn.tools.bench_settings import BenchError, Settings, parse_list
 from edgecnn.tools.model_bench import Benchmark
 
@@ -48,6 +49,11 @@ def _progress(enabled: bool) -> Any:
     type=click.Path(),
     help="Folder of images: real input tensors, and the end-to-end pipeline measured too.",
 )
+@interpolation_option(
+    "Resize interpolation of the preprocessing measured (decode, fit, resize: --images, the "
+    "pipeline, the Keras tutorial pipeline) instead of each model's own; the report names it "
+    "beside the model's recorded one."
+)
 @click.option(
     "--keras",
     "keras_model",
@@ -85,6 +91,7 @@ def bench(
     iterations: int | None,
     duration: float | None,
     images: str | None,
+    interpolation: str | None,
     keras_model: str | None,
     unsafe: bool,
     json_out: str | None,
@@ -119,11 +126,11 @@ def bench(
             quiet=quiet,
         )
         return
-    from edgecnn.cli.options import single_threaded_opencv
-
     single_threaded_opencv()
     _check_outputs(json_out, md_out, plot_out)
-    settings = _settings(batch_sizes, threads, warmup, iterations, duration, provider)
+    settings = _settings(
+        batch_sizes, threads, warmup, iterations, duration, provider, interpolation
+    )
     progress = _progress(not quiet and sys.stderr.isatty())
     run = Benchmark(
         list(models), settings, images=images, keras=keras_model, progress=progress, unsafe=unsafe
@@ -178,6 +185,7 @@ def _settings(
     iterations: int | None,
     duration: float | None,
     provider: str,
+    interpolation: str | None,
 ) -> Settings:
     """The checked settings; settings that cannot run are usage errors (exit 2)."""
     try:
@@ -188,6 +196,7 @@ def _settings(
             iterations=iterations,
             duration=duration,
             provider=provider,
+            interpolation=interpolation,
         )
     except BenchError as exc:
         raise click.UsageError(as_flags(str(exc))) from None

@@ -39,14 +39,16 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         raise click.BadParameter(str(exc)) from None
 
 
+def interpolation_option(help_text: str) -> Callable[..., Any]:
+    """--interpolation: one of the contract's resize methods (the one declaration every verb
+    uses; a value outside them is a usage error)."""
+    return click.option("--interpolation", type=click.Choice(INTERPOLATIONS), help=help_text)
+
+
 def foreign_fit_options(prefix: str) -> list[Callable[..., Any]]:
     """--interpolation / --anchor / --pad-value for a model whose spec is given by flags."""
     return [
-        click.option(
-            "--interpolation",
-            type=click.Choice(INTERPOLATIONS),
-            help=f"{prefix}resize interpolation [default: bilinear].",
-        ),
+        interpolation_option(f"{prefix}resize interpolation [default: bilinear]."),
         click.option(
             "--anchor",
             type=click.Choice(ANCHORS),
