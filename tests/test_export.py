@@ -249,6 +249,43 @@ def test_foreign_model_with_flags_and_scale(tmp_path: Path, data: Path) -> None:
     assert np.abs(probabilities(tmp_path / "f.onnx", test_images) - reference).max() < 1e-4
 
 
+def test_grouped_convolution_and_exact_gelu(tmp_path: Path, data: Path) -> None:
+    """ConvNeXt's building blocks: Keras runs a grouped convolution in a nested XLA function
+    and TensorFlow's exact GELU uses Erfc, neither of which tf2onnx converts as they are."""
+    import keras
+
+    from edgecnn.export import ExportOptions, export_model
+    from edgecnn.export.model_source import InputOverrides
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((km.SIZE, km.SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3)(x)
+    x = keras.layers.Conv2D(8, 3, groups=4, activation="gelu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(len(km.LABELS), activation="softmax")(x))
+    images, labels = km.arrays(data, "train")
+    km.train(model, images.astype("float32"), labels, 3)
+    model.save(tmp_path / "grouped.keras")
+    (tmp_path / "labels.txt").write_text("\n".join(km.LABELS) + "\n")
+    options = ExportOptions(
+        overrides=InputOverrides(labels_file=str(tmp_path / "labels.txt"), input_size="32x32"),
+        verify=data / "test",
+        latency=False,
+    )
+    export_model(tmp_path / "grouped.keras", tmp_path / "g.onnx", options)
+
+    graph = onnx.load(str(tmp_path / "g.onnx")).graph
+    groups = [
+        a.i for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "group"
+    ]
+    assert 4 in groups and "Erf" in {n.op_type for n in graph.node}
+    test_images, _ = km.arrays(data, "test")
+    reference = np.asarray(model(test_images.astype("float32"), training=False))
+    assert np.abs(probabilities(tmp_path / "g.onnx", test_images) - reference).max() < 1e-4
+
+
 def test_dead_model_is_refused_and_forced_with_a_warning(tmp_path: Path, data: Path) -> None:
     """Outputs that do not depend on the input pass every parity gate; the health check does not."""
     from edgecnn.export import ExportOptions, export_model

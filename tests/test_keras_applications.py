@@ -3,13 +3,15 @@
 Each family is built with ``weights=None`` at a small input size, then brought to life so that
 its outputs depend on the image (an untrained network answers the same for every image, which
 export refuses): BatchNorm statistics are set from real images and its scales and shifts made
-non-trivial, and the classifier layer is fitted by least squares on the backbone's features of
-generated colour photos (train and validation: random features do not generalise from a few
-dozen images, and this test is about export fidelity, not learning). The export then has to
-meet the fp32 gate: top-1 parity with Keras >= 99.9% on varied images. The int8 accuracy gate
-runs against the labelled validation images; an untrained backbone's features carry the class
-in small differences that int8 noise can swamp (measured: MobileNetV2 loses 6-35 points), so
-the export runs with ``force`` and the test checks that the gate's verdict matches the drop.
+non-trivial (LayerNormalization's too, and ConvNeXt's layer scales, 1e-6 at initialisation,
+raised so that its blocks count), and the classifier layer is fitted by least squares on the
+backbone's features of generated colour photos (train and validation: random features do not
+generalise from a few dozen images, and this test is about export fidelity, not learning). The
+export then has to meet the fp32 gate: top-1 parity with Keras >= 99.9% on varied images. The
+int8 accuracy gate runs against the labelled validation images; an untrained backbone's
+features carry the class in small differences that int8 noise can swamp (measured: MobileNetV2
+loses 6-35 points), so the export runs with ``force`` and the test checks that the gate's
+verdict matches the drop.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ FAMILIES: dict[str, tuple[dict[str, Any], tuple[str | None, str | None, str | No
     "ResNet50": ({}, (None, "103.939,116.779,123.68", None), "bgr"),
     # DenseNet121: 'torch' preprocessing, 0..1 then ImageNet mean / std
     "DenseNet121": ({}, ("1/255", "0.485,0.456,0.406", "0.229,0.224,0.225"), "rgb"),
+    # ConvNeXtTiny: ImageNet mean / std inside the model (a Normalization layer, folded);
+    # LayerNormalization and GELU (erf) instead of BatchNorm and ReLU
+    "ConvNeXtTiny": ({}, (None, None, None), "rgb"),
 }
 
 
@@ -90,12 +95,35 @@ def _images(root: Path, split: str, spec: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.array(targets)
 
 
+def _layers(model: Any) -> list[Any]:
+    """Every layer, those of nested models included (ConvNeXt's stem and downsampling)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(_layers(layer))
+    return found
+
+
 def _bring_to_life(model: Any, images: np.ndarray, targets: np.ndarray) -> None:
-    """BatchNorm statistics from real images with random scales / shifts, and a classifier
-    layer fitted (ridge regression) on the backbone's features of labelled images."""
+    """BatchNorm statistics from real images with random scales / shifts (LayerNormalization and
+    ConvNeXt's layer scales: random), and a classifier layer fitted (ridge regression) on the
+    backbone's features of labelled images."""
     import keras
 
     rng = np.random.default_rng(0)
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.LayerNormalization):
+            gamma, beta = layer.get_weights()
+            layer.set_weights(
+                [
+                    rng.uniform(0.6, 1.4, gamma.shape).astype(np.float32),
+                    rng.normal(0.0, 0.1, beta.shape).astype(np.float32),
+                ]
+            )
+        elif type(layer).__name__ == "LayerScale":
+            (gamma,) = layer.get_weights()
+            layer.set_weights([rng.uniform(0.1, 0.5, gamma.shape).astype(np.float32)])
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
         gamma, beta, _, _ = layer.get_weights()

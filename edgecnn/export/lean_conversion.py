@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn import _deps
+from edgecnn.export import graph_rewrites
 
 
 class _LeanLoopFailed(Exception):
@@ -70,6 +71,7 @@ def freeze(concrete: Any) -> Frozen:
     rename = tf2onnx.convert.tensor_names_from_structed(concrete, input_names, output_names)
     with tf.device("/cpu:0"):
         graph_def = tf_loader.convert_variables_to_constants_large_model(concrete)
+    graph_rewrites.rewrite(graph_def)  # ops tf2onnx cannot convert (XLA-only calls, Erfc)
     values = compress_graph_def(graph_def)
     # The emptied constants' bytes stay in the proto's arena (upb frees nothing before the
     # message goes): a re-parsed copy holds only the small graph.
