@@ -19,8 +19,8 @@ peer's median. Then ``predict()`` on a 640x480 JPEG against the hand-written pat
 same engine's run.
 
 The plant models (random weights: speed does not depend on them) come from
-``benchmarks/_data.py`` and are cached under ``scratch/bench/models`` (exporting them peaks at
-~14 GB: run that under ``flock /work/heavy.lock``). Not a test: nothing here asserts a timing.
+``benchmarks/_data.py`` and are cached under ``scratch/bench/models`` (``--data``; exporting
+them peaks at ~2.5 GB for the process tree). Not a test: nothing here asserts a timing.
 """
 
 from __future__ import annotations
