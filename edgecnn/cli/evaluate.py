@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
+from edgecnn.cli.options import interpolation_option
 from edgecnn.runtime.engines.base import PRECISIONS, PROVIDERS
-from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
+from edgecnn.spec import ANCHORS, COLORS, FITS
 from edgecnn.user_files import check_output_path
 
 
@@ -55,9 +56,7 @@ from edgecnn.user_files import check_output_path
 @click.option("--input-size", help="Keras models trained elsewhere: HxW.")
 @click.option("--color", type=click.Choice(COLORS), help="Keras models: channel order.")
 @click.option("--fit", type=click.Choice(FITS), help="Keras models: how photos are fitted.")
-@click.option(
-    "--interpolation", type=click.Choice(INTERPOLATIONS), help="Keras models: resize method."
-)
+@interpolation_option("Keras models: resize method.")
 @click.option("--anchor", type=click.Choice(ANCHORS), help="Keras models: --fit pad/height side.")
 @click.option("--pad-value", type=click.IntRange(0, 255), help="Keras models: pad fill 0..255.")
 @click.option("--scale", help="Keras models trained on 0..1 input: e.g. 1/255.")

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edgecnn.cli.flags import as_flags
+from edgecnn.cli.options import interpolation_option
 from edgecnn.export.model_source import OUTPUT_KINDS
 from edgecnn.export.quantize import METHODS, TARGETS
-from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS
+from edgecnn.spec import ANCHORS, COLORS, FITS
 
 if TYPE_CHECKING:
     from edgecnn.export import ExportOptions
@@ -93,11 +94,7 @@ PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8")
     help="How photos are fitted to the input size; height = the model's height, aspect kept, "
     "padded (text lines).",
 )
-@click.option(
-    "--interpolation",
-    type=click.Choice(INTERPOLATIONS),
-    help="Resize interpolation the model was trained with.",
-)
+@interpolation_option("Resize interpolation the model was trained with.")
 @click.option(
     "--anchor",
     type=click.Choice(ANCHORS),

@@ -1,19 +1,22 @@
-"""Options shared by every verb that loads a model for inference (classify, live, bench)."""
+"""Options shared by every verb that loads a model for inference (classify, live, bench), and
+the one ``--interpolation`` every verb declares (eval and export too)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgecnn.errors import ModelError
 from edgecnn.normalization import parse_normalization
-from edgecnn.runtime.classifier import Classifier, Foreign
 from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS, parse_size, read_labels_file
+
+if TYPE_CHECKING:  # loaded when a model is: eval's and export's flags stay light
+    from edgecnn.runtime.classifier import Classifier, Foreign
 
 _FOREIGN_KEYS = (
     "labels",
@@ -45,10 +48,15 @@ def interpolation_option(help_text: str) -> Callable[..., Any]:
     return click.option("--interpolation", type=click.Choice(INTERPOLATIONS), help=help_text)
 
 
-def foreign_fit_options(prefix: str) -> list[Callable[..., Any]]:
-    """--interpolation / --anchor / --pad-value for a model whose spec is given by flags."""
+def foreign_fit_options(
+    prefix: str, interpolation_help: str | None = None
+) -> list[Callable[..., Any]]:
+    """--interpolation / --anchor / --pad-value for a model whose spec is given by flags
+    (``interpolation_help``: a verb's own help where --interpolation means more)."""
     return [
-        interpolation_option(f"{prefix}resize interpolation [default: bilinear]."),
+        interpolation_option(
+            interpolation_help or f"{prefix}resize interpolation [default: bilinear]."
+        ),
         click.option(
             "--anchor",
             type=click.Choice(ANCHORS),
@@ -67,6 +75,21 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([*_model_flags(), *_foreign_model_flags()]):
         command = option(command)
     return command
+
+
+def foreign_model_options(
+    interpolation_help: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: only the flags that describe an ONNX model without edgecnn metadata (for a
+    verb with its own --model / --provider / --threads, such as bench); read them back with
+    :func:`pop_foreign`."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(_foreign_model_flags(interpolation_help)):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def _model_flags() -> list[Callable[..., Any]]:
@@ -96,7 +119,7 @@ def _model_flags() -> list[Callable[..., Any]]:
     ]
 
 
-def _foreign_model_flags() -> list[Callable[..., Any]]:
+def _foreign_model_flags(interpolation_help: str | None = None) -> list[Callable[..., Any]]:
     """The flags that describe an ONNX model without edgecnn metadata."""
     return [
         click.option(
@@ -119,7 +142,7 @@ def _foreign_model_flags() -> list[Callable[..., Any]]:
             help="Model without metadata: how images are fitted [default: crop]; height = "
             "resize to the model's height keeping the aspect ratio, pad the rest.",
         ),
-        *foreign_fit_options("Model without metadata: "),
+        *foreign_fit_options("Model without metadata: ", interpolation_help),
         click.option(
             "--scale",
             help="Model without metadata, float input: pixel multiplier, e.g. 1/255 or 1/127.5.",
@@ -153,8 +176,16 @@ def pop_model_choice(kwargs: dict[str, Any]) -> ModelChoice:
     model = kwargs.pop("model")
     provider = kwargs.pop("provider")
     threads = kwargs.pop("threads")
+    return ModelChoice(model, provider, threads, pop_foreign(kwargs))
+
+
+def pop_foreign(kwargs: dict[str, Any]) -> Foreign | None:
+    """Take the foreign-model flags out of ``kwargs``: the :class:`Foreign` they describe, or
+    None when --labels / --input-size are not given (any other of them then is a usage
+    error)."""
+    from edgecnn.runtime.classifier import Foreign
+
     values = {key: kwargs.pop(key) for key in _FOREIGN_KEYS}
-    foreign = None
     describing = [
         f"--{key.replace('_', '-')}"
         for key in _FOREIGN_KEYS[2:]
@@ -165,24 +196,24 @@ def pop_model_choice(kwargs: dict[str, Any]) -> ModelChoice:
             f"{', '.join(describing)} describe a model without edgecnn metadata and need "
             "--labels and --input-size too"
         )
-    if values["labels"] or values["input_size"]:
-        if not (values["labels"] and values["input_size"]):
-            raise ModelError("--labels and --input-size are needed together")
-        norm = parse_normalization(values["scale"], values["mean"], values["std"])
-        foreign = Foreign(
-            labels=read_labels_file(values["labels"]),
-            input_size=values["input_size"],
-            color=values["color"] or "rgb",
-            fit=values["fit"] or "crop",
-            interpolation=values["interpolation"] or "bilinear",
-            anchor=values["anchor"] or "center",
-            pad_value=values["pad_value"] or 0,
-            scale=norm.scale if values["scale"] else None,  # None: not said (float input asks)
-            mean=norm.mean,
-            std=norm.std,
-            logits=values["logits"],
-        )
-    return ModelChoice(model, provider, threads, foreign)
+    if not (values["labels"] or values["input_size"]):
+        return None
+    if not (values["labels"] and values["input_size"]):
+        raise ModelError("--labels and --input-size are needed together")
+    norm = parse_normalization(values["scale"], values["mean"], values["std"])
+    return Foreign(
+        labels=read_labels_file(values["labels"]),
+        input_size=values["input_size"],
+        color=values["color"] or "rgb",
+        fit=values["fit"] or "crop",
+        interpolation=values["interpolation"] or "bilinear",
+        anchor=values["anchor"] or "center",
+        pad_value=values["pad_value"] or 0,
+        scale=norm.scale if values["scale"] else None,  # None: not said (float input asks)
+        mean=norm.mean,
+        std=norm.std,
+        logits=values["logits"],
+    )
 
 
 def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> Classifier:
@@ -190,6 +221,8 @@ def load_classifier(kwargs: dict[str, Any], *, spinning: bool | None = None) -> 
 
     ``spinning``: onnxruntime CPU threads busy-wait between runs (None: the engine default);
     verbs that decode in worker threads pass False so the cores go to decoding."""
+    from edgecnn.runtime.classifier import Classifier
+
     choice = pop_model_choice(kwargs)
     return Classifier.load(
         choice.model,
