@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from edgecnn.cli.flags import as_flags
-from edgecnn.cli.options import interpolation_option, single_threaded_opencv
+from edgecnn.cli.options import foreign_model_options, pop_foreign, single_threaded_opencv
+from edgecnn.runtime.classifier import Foreign
 from edgecnn.tools.bench_settings import BenchError, Settings, parse_list
 from edgecnn.tools.model_bench import Benchmark
 
@@ -49,10 +50,11 @@ def _progress(enabled: bool) -> Any:
     type=click.Path(),
     help="Folder of images: real input tensors, and the end-to-end pipeline measured too.",
 )
-@interpolation_option(
-    "Resize interpolation of the preprocessing measured (decode, fit, resize: --images, the "
-    "pipeline, the Keras tutorial pipeline) instead of each model's own; the report names it "
-    "beside the model's recorded one."
+@foreign_model_options(
+    interpolation_help="Models without metadata (with --labels/--input-size): their resize "
+    "interpolation [default: bilinear]. edgecnn models: the resize of the preprocessing "
+    "measured (decode, fit, resize: --images, the pipeline, the Keras tutorial pipeline) "
+    "instead of each model's own; the report names it beside the model's recorded one."
 )
 @click.option(
     "--keras",
@@ -91,7 +93,6 @@ def bench(
     iterations: int | None,
     duration: float | None,
     images: str | None,
-    interpolation: str | None,
     keras_model: str | None,
     unsafe: bool,
     json_out: str | None,
@@ -102,6 +103,7 @@ def bench(
     concurrency: int,
     request_count: int | None,
     api_key_file: str | None,
+    **model_kwargs: Any,
 ) -> None:
     """Measure MODELS (default: the bundled model) side by side: latency statistics and
     images/s per batch size and thread count, after a separately reported warm-up.
@@ -110,9 +112,13 @@ def bench(
     whole pipeline as `edgecnn classify` runs it, against this machine's limit. Ctrl-C
     prints what was measured so far.
 
+    MODELS without edgecnn metadata run with --labels, --input-size and the other flags that
+    describe such a model (as in classify); they apply to every model of the run.
+
     With --server URL: latency percentiles and images/s of a running `edgecnn serve` at
     --concurrency clients.
     """
+    foreign, interpolation = _foreign_and_override(model_kwargs, server)
     if server:
         _bench_server(
             server,
@@ -132,13 +138,33 @@ def bench(
         batch_sizes, threads, warmup, iterations, duration, provider, interpolation
     )
     progress = _progress(not quiet and sys.stderr.isatty())
-    run = Benchmark(
-        list(models), settings, images=images, keras=keras_model, progress=progress, unsafe=unsafe
-    )
+    sources = {"images": images, "keras": keras_model, "unsafe": unsafe, "foreign": foreign}
+    run = Benchmark(list(models), settings, progress=progress, **sources)
     report = _measure(run, progress is not None)
     _write_report(report, quiet, json_out, md_out, plot_out)
     if report["interrupted"]:
         sys.exit(130)
+
+
+def _foreign_and_override(
+    kwargs: dict[str, Any], server: str | None
+) -> tuple[Foreign | None, str | None]:
+    """The foreign-model flags (popped from ``kwargs``): the description of models without
+    metadata, and the interpolation that overrides edgecnn models' own. With --labels /
+    --input-size, --interpolation is part of the description (as in classify); without them,
+    it is the override (any other description flag is then a usage error). Both are for models
+    bench loads, not for a server's."""
+    described = kwargs["labels"] is not None or kwargs["input_size"] is not None
+    override = None if described else kwargs["interpolation"]
+    if not described:
+        kwargs["interpolation"] = None
+    foreign = pop_foreign(kwargs)
+    if server and (foreign is not None or override is not None):
+        raise click.UsageError(
+            "--labels, --input-size and --interpolation are for models bench loads; "
+            "--server measures the served model with its own preprocessing"
+        )
+    return foreign, override
 
 
 def _bench_server(

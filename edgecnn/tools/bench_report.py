@@ -51,7 +51,7 @@ def environment_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"model {model['name']}: {model['precision']}, "
             f"{'x'.join(map(str, model['input']))}, sha256 {model['sha256'][:16]}, "
-            f"provider {model['provider']}{_interpolation(model)}"
+            f"provider {model['provider']}{_interpolation(model)}{_foreign(model)}"
         )
     keras = report.get("keras")
     if keras:
@@ -69,6 +69,17 @@ def _interpolation(model: dict[str, Any]) -> str:
     if used is None or used == own:
         return ""
     return f"; interpolation {used}, not the model's own {own}"
+
+
+def _foreign(model: dict[str, Any]) -> str:
+    """``; no edgecnn metadata, run as described: ...`` for a model described by its caller."""
+    pre = model.get("preprocessing") or {}
+    if pre.get("source") != "foreign":
+        return ""
+    return (
+        f"; no edgecnn metadata, run as described: {pre['color']}, fit {pre['fit']}, "
+        f"interpolation {pre['interpolation']}"
+    )
 
 
 def model_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgecnn.classify.input_discovery import Item, scan
 from edgecnn.runtime.batch_pipeline import load_item
-from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.classifier import Classifier, Foreign
 from edgecnn.spec import InputSpec
 from edgecnn.tools import keras_baseline, model_timing, pipeline_timing
 from edgecnn.tools.bench_settings import BenchError, Settings, thread_label
@@ -37,6 +37,7 @@ __all__ = [
     "Benchmark",
     "describe_model",
     "model_names",
+    "preprocessing",
     "throttled",
     "use_interpolation",
 ]
@@ -67,13 +68,19 @@ def throttled(progress: Progress, rate: float = PROGRESS_RATE) -> Progress:
 
 
 def describe_model(
-    classifier: Classifier, name: str, *, recorded_interpolation: str | None = None
+    classifier: Classifier,
+    name: str,
+    *,
+    recorded_interpolation: str | None = None,
+    foreign: Foreign | None = None,
 ) -> dict[str, Any]:
     """The report's facts about one model, with the provider its session really uses.
 
     ``interpolation`` is the resize this run's preprocessing used, ``model_interpolation`` the
     one the model records (``recorded_interpolation``; None: the same): when they differ, the
-    results are not those of the model's own preprocessing."""
+    results are not those of the model's own preprocessing. ``preprocessing``: all of it and its
+    ``source``: the model's metadata, or ``foreign`` (the description given for a model without
+    metadata; its normalization and softmax too)."""
     spec = classifier.spec
     used = spec.input.interpolation
     return {
@@ -88,7 +95,28 @@ def describe_model(
         "model_interpolation": recorded_interpolation or used,
         "classes": spec.num_classes,
         "provider": classifier.provider,
+        "preprocessing": preprocessing(spec.input, foreign),
     }
+
+
+def preprocessing(spec: InputSpec, foreign: Foreign | None) -> dict[str, Any]:
+    """The report's record of a model's preprocessing (see :func:`describe_model`)."""
+    record: dict[str, Any] = {
+        "source": "metadata" if foreign is None else "foreign",
+        "color": spec.color,
+        "fit": spec.fit,
+        "interpolation": spec.interpolation,
+        "anchor": spec.anchor,
+        "pad_value": spec.pad_value,
+    }
+    if foreign is not None:
+        record.update(
+            scale=foreign.scale,
+            mean=list(foreign.mean),
+            std=list(foreign.std),
+            logits=foreign.logits,
+        )
+    return record
 
 
 def use_interpolation(classifier: Classifier, interpolation: str | None) -> str:
@@ -114,10 +142,12 @@ def model_names(paths: Sequence[str]) -> list[str]:
     return unique
 
 
-def _load(path: str | None, provider: str, threads: int | None) -> tuple[Classifier, float]:
+def _load(
+    path: str | None, provider: str, threads: int | None, foreign: Foreign | None
+) -> tuple[Classifier, float]:
     """Load (for TensorRT: build or load its engine, warm-up included), timed."""
     started = time.perf_counter()
-    classifier = Classifier.load(path, provider=provider, threads=threads)
+    classifier = Classifier.load(path, provider=provider, threads=threads, foreign=foreign)
     return classifier, time.perf_counter() - started
 
 
@@ -155,9 +185,13 @@ class Benchmark:
         keras: str | Path | None = None,
         progress: Progress | None = None,
         unsafe: bool = False,
+        foreign: Foreign | None = None,
     ) -> None:
         self.models = list(models) or [None]
         self.settings = settings
+        #: How to run models without edgecnn metadata: every model of the run is loaded with it
+        #: (a model with metadata is then refused, as :meth:`Classifier.load` does).
+        self.foreign = foreign
         self.images = None if images is None else Path(images)
         self.keras_path = None if keras is None else Path(keras)
         self.unsafe = unsafe  # load a .keras needing unsafe deserialization (runs its code)
@@ -212,13 +246,15 @@ class Benchmark:
             name = base if len(providers) == 1 else f"{base} [{provider}]"
             self.progress(f"loading {name} (threads {thread_label(threads)})")
             file = None if path is None else str(path)
-            classifier, seconds = _load(file, provider, threads)
+            classifier, seconds = _load(file, provider, threads, self.foreign)
             recorded = use_interpolation(classifier, self.settings.interpolation)
             _check_batches(classifier, self.settings.batch_sizes)
             if len(providers) > 1 and not any(m["name"] == name for m in self.model_info):
                 self._agreement[name] = self._top1_agreement(file, classifier)
             if not any(m["name"] == name for m in self.model_info):
-                info = describe_model(classifier, name, recorded_interpolation=recorded)
+                info = describe_model(
+                    classifier, name, recorded_interpolation=recorded, foreign=self.foreign
+                )
                 self.model_info.append(info)
             self.warmup.append(
                 {"model": name, "threads": thread_label(threads), "session_s": seconds}
@@ -231,7 +267,7 @@ class Benchmark:
         the same file: what an engine's own numerics change."""
         _, data = self._inputs(classifier.spec.input)
         if path not in self._references:
-            reference = Classifier.load(path, provider="cpu")
+            reference = Classifier.load(path, provider="cpu", foreign=self.foreign)
             self._references[path] = reference.run(data).argmax(1)
         return float((classifier.run(data).argmax(1) == self._references[path]).mean())
 
