@@ -82,6 +82,7 @@ def frozen_to_onnx(frozen: lean_conversion.Frozen) -> Any:
     outputs = [v.name for v in proto.graph.output]
     if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
         raise ExportError(f"converted graph has inputs {inputs} and outputs {outputs}; unexpected")
+    check_operators(proto)
     _name_batch_dim(proto)
     proto.producer_name = "edgecnn"
     return proto
@@ -100,6 +101,25 @@ def to_onnx(
         model, spec, normalization=normalization, append_softmax=append_softmax, opset=opset
     )
     return frozen_to_onnx(frozen)
+
+
+def check_operators(proto: Any) -> None:
+    """Refuse a graph holding operators ONNX does not define: tf2onnx logs a TensorFlow op it
+    cannot convert and leaves it in the graph under its TensorFlow name (e.g. ``Erfc``), and
+    the failure would otherwise surface later, in onnxruntime, as a message about the graph."""
+    defs = _deps.onnx().defs
+    unknown = sorted(
+        {
+            node.op_type
+            for node in proto.graph.node
+            if node.domain in ("", "ai.onnx") and not defs.has(node.op_type)
+        }
+    )
+    if unknown:
+        raise ExportError(
+            "tf2onnx could not convert these TensorFlow operations to ONNX: "
+            f"{', '.join(unknown)} (the model uses a layer edgecnn cannot export yet)"
+        )
 
 
 @contextlib.contextmanager

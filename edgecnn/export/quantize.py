@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ import numpy as np
 
 from edgecnn import _deps
 from edgecnn.errors import ExportError
-from edgecnn.export.convert import INPUT_NAME
+from edgecnn.export.convert import INPUT_NAME, check_operators
 
 METHODS = ("minmax", "entropy", "percentile")
 _INT_TYPES = ("uint8", "int8")
@@ -86,36 +84,25 @@ def _qtype(name: str) -> Any:
 def _preprocess(proto: Any, folder: Path) -> Path:
     """ORT's quantization pre-processing (shape inference + graph optimization) to a file.
 
-    Run from ``folder``: when its symbolic shape inference cannot finish (an op it does not
-    know), onnxruntime saves the model, weights included, to ``sym_shape_infer_temp.onnx`` in
-    the working directory before raising; that stays in the private folder."""
+    Operators ONNX does not define are refused first: onnxruntime's symbolic shape inference
+    cannot finish on them, and it then saves the whole model, weights included, to
+    ``sym_shape_infer_temp.onnx`` in the working directory before raising."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    check_operators(proto)
     onnx = _deps.onnx()
     src, dst = folder / "fp32.onnx", folder / "pre.onnx"
     onnx.save(proto, str(src))
     try:
-        with _working_directory(folder):
-            try:
-                quant_pre_process(str(src), str(dst))
-            except ImportError:  # sympy missing: symbolic shape inference is optional for CNNs
-                quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        try:
+            quant_pre_process(str(src), str(dst))
+        except ImportError:  # sympy missing: symbolic shape inference is optional for CNNs
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
     except Exception as exc:
         raise ExportError(
             f"int8 pre-processing (onnxruntime shape inference) failed: {exc}"
         ) from exc
     return dst
-
-
-@contextlib.contextmanager
-def _working_directory(folder: Path) -> Iterator[None]:
-    """``contextlib.chdir`` (Python 3.11+) for 3.10 too."""
-    previous = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def _softmax_nodes(path: Path) -> list[str]:
