@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from edgecnn.classify.result_files import columns
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.scale import ClassifyImages, classify_dataset, parse_actors
+from edgecnn.scale.dataset_pipeline import guess_prepare_batch
 from edgecnn.scale.inference_stage import EXTRA_COLUMNS
 from edgecnn.scale.result_output import check_output, output_kind
 from tests.conftest import write_color_image
@@ -105,6 +107,25 @@ def test_parse_actors():
             parse_actors(bad)
 
 
+def test_prepare_batch_follows_file_sizes(tmp_path: Path):
+    """Decode tasks get ~32 MB of files: 1024 small images, 16 multi-megapixel photos."""
+    photos, small = tmp_path / "photos" / "a", tmp_path / "small"
+    photos.mkdir(parents=True)
+    small.mkdir()
+    for i in range(3):
+        (photos / f"{i}.jpg").write_bytes(bytes(3 * 2**20))
+        (small / f"{i}.jpg").write_bytes(bytes(5000))
+    assert guess_prepare_batch([str(tmp_path / "photos")]) == 16  # found in a sub-folder
+    assert guess_prepare_batch([str(photos / "*.jpg")]) == 16
+    assert guess_prepare_batch([str(small), str(photos)]) == 1024  # the first source decides
+    assert guess_prepare_batch([str(small / "0.jpg")]) == 1024
+    (small / "1.jpg").write_bytes(bytes(2**20))
+    (small / "2.jpg").write_bytes(bytes(2**20))
+    assert guess_prepare_batch([str(small)]) == 32  # 32 MB / the median size
+    assert guess_prepare_batch([str(tmp_path / "missing")]) == 1024
+    assert guess_prepare_batch(["s3://bucket/photos"]) == 1024  # no listing requests for a guess
+
+
 def test_output_kind_and_checks(tmp_path: Path):
     assert output_kind("out") == "parquet"
     assert output_kind("s3://bucket/rows") == "parquet"
@@ -142,6 +163,25 @@ def test_rows_match_local_classify(local_ray, workspace: Path, monkeypatch):
     ok = next(row for row in rows if row["status"] == "ok")
     assert list(ok) == [*columns(2), *EXTRA_COLUMNS]
     assert ok["inference_ms"] > 0 and ok["decode_ms"] > 0 and ok["score"] >= ok["score_2"]
+
+
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
+def test_decoding_stays_a_stage_of_its_own_without_deprecated_arguments(
+    local_ray, workspace: Path, capsys
+):
+    """Equal CPUs for decode tasks and actors would let Ray fuse decoding into the actors;
+    the plan keeps them apart, and building it warns about nothing (no deprecated args)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = classify_dataset(
+            [str(workspace / "images")], str(workspace / "color.onnx"), prepare_cpus=1.0
+        )
+    assert [str(w.message) for w in caught if "ray_remote_args" in str(w.message)] == []
+    capsys.readouterr()
+    dataset.explain()
+    physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[-1]
+    assert "TaskPoolMapOperator[MapBatches(prepare_images)]" in physical
+    assert "ActorPoolMapOperator[MapBatches(ClassifyImages)]" in physical
 
 
 @pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
@@ -210,7 +250,8 @@ def test_cli_parquet_resume_and_csv(local_ray, workspace: Path, tmp_path: Path):
     out = tmp_path / "rows"
     runner = CliRunner()
     model = ["--model", str(workspace / "color.onnx")]
-    first = runner.invoke(cli, ["classify", str(part), "--engine", "ray", "-o", str(out), *model])
+    args = ["classify", str(part), "--engine", "ray", "-o", str(out), "--prepare-batch", "2"]
+    first = runner.invoke(cli, [*args, *model])
     assert first.exit_code == 0, first.output
     assert "2 ok, 1 failed" in first.output and "rows per node" in first.output
     again = runner.invoke(cli, ["classify", str(part), "--engine", "ray", "-o", str(out), *model])
@@ -263,6 +304,8 @@ def test_cli_refuses_local_only_and_ray_only_flags(workspace: Path):
     runner = CliRunner()
     result = runner.invoke(cli, ["classify", str(workspace / "images"), "--actors", "2"])
     assert result.exit_code == 2 and "--engine ray" in result.output
+    result = runner.invoke(cli, ["classify", str(workspace / "images"), "--prepare-batch", "8"])
+    assert result.exit_code == 2 and "--prepare-batch are for --engine ray" in result.output
     result = runner.invoke(cli, ["classify", str(workspace / "images"), "--engine", "ray"])
     assert result.exit_code == 2 and "-o OUT" in result.output
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from edgecnn.classify.input_discovery import Item, scan
 from edgecnn.classify.result_files import (
@@ -100,6 +101,12 @@ def _usage(options: dict[str, Any]) -> None:
     help="Ray: inference actors, N or MIN:MAX (default 1: up to half the cluster's CPUs, "
     "or one per GPU with a GPU provider).",
 )
+@click.option(
+    "--prepare-batch",
+    type=click.IntRange(min=1),
+    help="Ray: inputs per decode task (default: ~32 MB of files by the first files' sizes, "
+    "16 to 1024).",
+)
 def classify(
     sources: tuple[str, ...],
     batch_size: int,
@@ -114,6 +121,7 @@ def classify(
     engine: str,
     address: str | None,
     actors: str | None,
+    prepare_batch: int | None,
     **model_kwargs: Any,
 ) -> None:
     """Classify SOURCES: image files, folders (sorted; -r for sub-folders) and glob patterns.
@@ -134,11 +142,13 @@ def classify(
             raise click.UsageError("--workers is for --engine local (Ray sizes its own tasks)")
         if not output or output == "-":
             raise click.UsageError("--engine ray writes its rows to -o OUT (a Parquet folder)")
-        run = RayRun(sources, output, fmt, resume, recursive, batch_size, top_k, quiet)
+        given = click.get_current_context().get_parameter_source("batch_size")
+        batch = None if given is ParameterSource.DEFAULT else batch_size  # Ray's own default
+        run = RayRun(sources, output, fmt, resume, recursive, batch, prepare_batch, top_k, quiet)
         classify_on_ray(choice, run, address=address, actors=actors or "1:")
         return
-    if address or actors:
-        raise click.UsageError("--address and --actors are for --engine ray")
+    if address or actors or prepare_batch:
+        raise click.UsageError("--address, --actors and --prepare-batch are for --engine ray")
     _usage({"resume": resume, "output": output})
     single_threaded_opencv()
     classifier = _load(choice)

@@ -39,7 +39,8 @@ class RayRun(NamedTuple):
     fmt: str | None
     resume: bool
     recursive: bool
-    batch_size: int
+    batch_size: int | None  # None: classify_dataset's default
+    prepare_batch: int | None
     top_k: int
     quiet: bool
 
@@ -75,6 +76,7 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         f"in {startup:.1f} s"
     )
     done = done_paths_ref(run.output) if run.resume and kind == PARQUET else None
+    sizes = {"batch_size": run.batch_size, "prepare_batch": run.prepare_batch}
     dataset = classify_dataset(
         list(run.sources),
         handle,
@@ -82,10 +84,10 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         foreign=choice.foreign,
         threads=choice.threads,
         top_k=run.top_k,
-        batch_size=run.batch_size,
         recursive=run.recursive,
         actors=pool,
         done=done,
+        **{name: value for name, value in sizes.items() if value is not None},
     )
     began = time.perf_counter()
     try:

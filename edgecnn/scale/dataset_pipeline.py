@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,18 +28,34 @@ from edgecnn._deps import ray_data
 from edgecnn.runtime.classifier import Classifier, Foreign, default_model_path
 from edgecnn.scale.image_stage import prepare_images
 from edgecnn.scale.inference_stage import ClassifyImages, model_bytes
-from edgecnn.scale.input_listing import is_uri, list_sources
+from edgecnn.scale.input_listing import is_uri, list_sources, sample_sizes
 from edgecnn.spec import ModelSpec
 
 #: Providers that run on a GPU: their actors ask Ray for one GPU each.
 GPU_PROVIDERS = ("cuda", "tensorrt")
-#: Inputs per listing chunk and per prepare task.
+#: Inputs per listing chunk; per inference call. Decode tasks get ~PREPARE_BYTES of encoded
+#: files each (16 to PREPARE_BATCH inputs, guessed from the first files' sizes): big blocks
+#: because each costs Ray ~50-100 ms on a busy 2-core node (task, Arrow, object store, a
+#: Parquet file), which dominated small images (20,000 at 64 per block: 0.19x local; at 1024:
+#: 0.81x); but a few hundred multi-megapixel photos need small ones, or one or two decode tasks
+#: get them all (300 photos at 1024 per task: 0.47x; at 16: 0.62x).
 LIST_CHUNK = 1024
-PREPARE_BATCH = 64
-#: Ray Data's own defaults for the inference actors, spelled out: a dead actor is restarted and
-#: its batches rerun. (Spelling them out also keeps the prepare tasks a stage of their own: Ray
-#: fuses a task stage into the actors only when their remote arguments are identical.)
-RETRY_ACTORS = {"max_restarts": -1, "max_task_retries": -1}
+INFER_BATCH = 512
+PREPARE_BATCH = 1024
+PREPARE_BYTES = 32 * 2**20
+#: Logical CPUs per prepare task. Ray Data reserves each stage a share of the CPUs plus a slice
+#: of the rest; with 1-CPU tasks a 2-CPU node ran one decode task at a time beside an actor that
+#: mostly waited (large photos: 0.44x local). A quarter CPU lets decoding use the idle CPU
+#: (Ray Data ran up to 3 decode tasks there) while its reservations keep the object store
+#: bounded.
+PREPARE_CPUS = 0.25
+#: Remote arguments of the prepare tasks beyond their CPUs. Ray fuses a task stage into the
+#: actor stage after it when their remote arguments are equal (e.g. ``prepare_cpus ==
+#: actor_cpus``), which would decode inside the actors instead of beside them; ``max_calls=0``
+#: is Ray's default for CPU tasks (a worker runs any number of them) and a named argument the
+#: actors never get, so the stages stay apart. (A dead actor is restarted and its batches rerun:
+#: Ray Data's defaults for actor pools, ``max_restarts=-1``, ``max_task_retries=-1``.)
+SEPARATE_STAGE = {"max_calls": 0}
 
 
 @dataclass(frozen=True)
@@ -123,13 +138,13 @@ def classify_dataset(
     foreign: Foreign | None = None,
     threads: int | None = None,
     top_k: int = 1,
-    batch_size: int = 64,
+    batch_size: int = INFER_BATCH,
     recursive: bool = False,
     actors: tuple[int, int | None] = (1, None),
     actor_cpus: float = 1.0,
     actor_resources: Mapping[str, float] | None = None,
-    prepare_cpus: float = 1.0,
-    prepare_batch: int = PREPARE_BATCH,
+    prepare_cpus: float = PREPARE_CPUS,
+    prepare_batch: int | None = None,
     ship_model: bool | None = None,
     done: Any = None,
     inference: type[ClassifyImages] = ClassifyImages,
@@ -143,8 +158,9 @@ def classify_dataset(
     (max None: what the cluster holds). ``actor_resources``: custom Ray resources each actor
     asks for, to choose where actors run (``{"edgecnn": 1}`` with nodes started with
     ``--resources '{"edgecnn": 1}'``: one actor per such node). ``done``: an ObjectRef of a set
-    of paths to skip. ``inference``: the actor class (a subclass of ClassifyImages, e.g. adding
-    columns).
+    of paths to skip. ``prepare_batch``: inputs per decode task (default:
+    :func:`guess_prepare_batch`). ``inference``: the actor class (a subclass of ClassifyImages,
+    e.g. adding columns).
     """
     rd = ray_data()
     handle = (
@@ -153,42 +169,51 @@ def classify_dataset(
         else open_model(model, provider=provider, foreign=foreign, ship=ship_model)
     )
     if isinstance(paths_or_dataset, rd.Dataset):
-        rows = paths_or_dataset
+        rows, prepare_batch = paths_or_dataset, prepare_batch or PREPARE_BATCH
     else:
-        rows = _listed_inputs(rd, paths_or_dataset, recursive, prepare_batch, done)
+        rows, prepare_batch = _listed_inputs(rd, paths_or_dataset, recursive, prepare_batch, done)
     prepared = rows.map_batches(
         prepare_images,
         batch_size=prepare_batch,
         num_cpus=prepare_cpus,
         fn_kwargs={"spec": handle.spec.input},
+        **SEPARATE_STAGE,
     )
     gpus = 1.0 if provider in GPU_PROVIDERS else 0.0
     settings = {"provider": provider, "threads": threads, "foreign": foreign, "top_k": top_k}
-    with warnings.catch_warnings():  # Ray 2.60 nags about ray_remote_args it still documents
-        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-        return prepared.map_batches(
-            inference,
-            batch_size=batch_size,
-            batch_format="numpy",
-            compute=_pool(rd, actors, actor_cpus, gpus),
-            num_cpus=actor_cpus,
-            num_gpus=gpus or None,
-            resources=dict(actor_resources) if actor_resources else None,
-            fn_constructor_kwargs={
-                "model": handle.source,
-                "model_sha256": handle.sha256,
-                **settings,
-            },
-            **RETRY_ACTORS,
-        )
+    return prepared.map_batches(
+        inference,
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=_pool(rd, actors, actor_cpus, gpus),
+        num_cpus=actor_cpus,
+        num_gpus=gpus or None,
+        resources=dict(actor_resources) if actor_resources else None,
+        fn_constructor_kwargs={"model": handle.source, "model_sha256": handle.sha256, **settings},
+    )
 
 
-def _listed_inputs(rd: Any, sources: Any, recursive: bool, prepare_batch: int, done: Any) -> Any:
+def guess_prepare_batch(sources: list[str]) -> int:
+    """Inputs per decode task: about :data:`PREPARE_BYTES` of files by the median size of the
+    first source's first files (16 to :data:`PREPARE_BATCH`; the maximum when nothing could be
+    sampled, e.g. URIs)."""
+    sizes = sorted(sample_sizes(sources[0])) if sources else []
+    if not sizes:
+        return PREPARE_BATCH
+    median = max(sizes[len(sizes) // 2], 1)
+    return max(16, min(PREPARE_BATCH, PREPARE_BYTES // median))
+
+
+def _listed_inputs(
+    rd: Any, sources: Any, recursive: bool, prepare_batch: int | None, done: Any
+) -> tuple[Any, int]:
     """Step 1: one listing task per source (chunks of paths, ``done`` ones skipped), cut into
-    blocks of ``prepare_batch`` rows."""
-    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    blocks of ``prepare_batch`` rows (default: guessed); returns them and that batch."""
+    sources = [sources] if isinstance(sources, (str, Path)) else sources
+    sources = [os.fsdecode(s) for s in sources]
+    prepare_batch = prepare_batch or guess_prepare_batch(sources)
     rows = rd.from_items(
-        [{"source": os.fsdecode(s)} for s in sources], override_num_blocks=len(sources)
+        [{"source": s} for s in sources], override_num_blocks=len(sources)
     ).map_batches(
         list_sources,
         batch_size=1,
@@ -202,4 +227,4 @@ def _listed_inputs(rd: Any, sources: Any, recursive: bool, prepare_batch: int, d
     )
     # Ray coalesces a task's outputs into big blocks; cut them back to one prepare task each
     # (streaming: no materialisation), so decoding spreads over every CPU of the cluster.
-    return rows.repartition(target_num_rows_per_block=prepare_batch)
+    return rows.repartition(target_num_rows_per_block=prepare_batch), prepare_batch

@@ -10,6 +10,8 @@ of paths never sit in one list on the driver.
 from __future__ import annotations
 
 import fnmatch
+import glob as _glob
+import itertools
 import os
 import re
 import sys
@@ -208,3 +210,36 @@ def list_sources(
             yield pa.table(rows, schema=schema)
         for note in notes:  # Ray forwards task output to the driver's terminal
             print(f"note: {note}", file=sys.stderr)
+
+
+def sample_sizes(source: str, count: int = 16, folders: int = 8) -> list[int]:
+    """Byte sizes of up to ``count`` files of a local source, the first found (unsorted, so no
+    folder is listed whole; at most ``folders`` folders opened): a cheap look at what kind of
+    images a run holds. URIs give [] (listing a bucket costs requests)."""
+    if is_uri(source):
+        return []
+    sizes: list[int] = []
+    # a glob may match millions of files: take only its first few matches
+    globbed = _GLOB_CHARS & set(source)
+    pending = list(itertools.islice(_glob.iglob(source), count)) if globbed else [source]
+    opened = 0
+    while pending and len(sizes) < count and opened < folders:
+        path = pending.pop(0)
+        try:
+            if not os.path.isdir(path):
+                sizes.append(os.path.getsize(path))
+                continue
+            opened += 1
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_file():
+                        sizes.append(entry.stat().st_size)
+                    elif entry.is_dir():
+                        pending.append(entry.path)
+                    if len(sizes) >= count:
+                        break
+        except OSError:
+            continue  # the listing task reports it
+    return sizes
