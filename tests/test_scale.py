@@ -26,9 +26,11 @@ from edgecnn.classify.result_files import columns
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.scale import ClassifyImages, classify_dataset, parse_actors
-from edgecnn.scale.dataset_pipeline import guess_prepare_batch
+from edgecnn.scale.dataset_pipeline import default_prepare_threads, guess_prepare_batch
+from edgecnn.scale.image_stage import prepare_images
 from edgecnn.scale.inference_stage import EXTRA_COLUMNS
 from edgecnn.scale.result_output import check_output, output_kind
+from edgecnn.spec import InputSpec
 from tests.conftest import write_color_image
 from tests.models import color_model, save
 
@@ -124,6 +126,19 @@ def test_prepare_batch_follows_file_sizes(tmp_path: Path):
     assert guess_prepare_batch([str(small)]) == 32  # 32 MB / the median size
     assert guess_prepare_batch([str(tmp_path / "missing")]) == 1024
     assert guess_prepare_batch(["s3://bucket/photos"]) == 1024  # no listing requests for a guess
+
+
+def test_decode_threads_give_the_rows_one_thread_gives(workspace: Path):
+    """A decode task's threads change nothing in its output: same order, pixels, errors."""
+    paths = sorted(str(p) for p in (workspace / "images").iterdir() if not p.is_dir())
+    spec = InputSpec(16, 16, 3, "rgb", "crop", "area")
+    one = prepare_images({"path": paths}, spec=spec)
+    two = prepare_images({"path": paths}, spec=spec, threads=2)
+    assert list(two["path"]) == paths and list(two["error"]) == list(one["error"])
+    assert (two["image"] == one["image"]).all() and two["image"].any()
+    assert sum(bool(e) for e in one["error"]) == 3  # empty, text, truncated
+    assert default_prepare_threads(16) == 2  # photos: their batch was guessed small
+    assert default_prepare_threads(1024) == 1  # small images: threads cost more than they give
 
 
 def test_output_kind_and_checks(tmp_path: Path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -51,31 +52,42 @@ def load_bytes_row(path: str, data: bytes, spec: InputSpec) -> Loaded:
     return replace(load_one(bytes(data), spec), source=path)
 
 
-def prepare_images(batch: dict[str, Any], *, spec: InputSpec) -> dict[str, np.ndarray]:
+def prepare_images(
+    batch: dict[str, Any], *, spec: InputSpec, threads: int = 1
+) -> dict[str, np.ndarray]:
     """Ray ``map_batches`` stage: rows with ``path`` (+ ``file`` / ``error`` from the listing, or
-    ``bytes``) -> :data:`IMAGE_COLUMNS`. Error rows carry a zero image that is never inferred."""
+    ``bytes``) -> :data:`IMAGE_COLUMNS`. Error rows carry a zero image that is never inferred.
+    ``threads``: rows decoded at once (OpenCV releases the GIL while it decodes)."""
     paths = [str(p) for p in batch["path"]]
     n = len(paths)
     images = np.zeros((n, *spec.shape), np.uint8)
     errors = [""] * n
     decode_ms = np.full(n, math.nan)
     preprocess_ms = np.full(n, math.nan)
+
+    def load(i: int) -> None:
+        if "bytes" in batch:
+            loaded = load_bytes_row(paths[i], batch["bytes"][i], spec)
+        else:
+            file = batch["file"][i] if "file" in batch else paths[i]
+            error = batch["error"][i] if "error" in batch else None
+            loaded = load_row(paths[i], file, error, spec)
+        if loaded.array is not None:
+            images[i] = loaded.array
+        else:
+            errors[i] = loaded.error or "unknown error"
+        decode_ms[i] = loaded.timings.get("decode", math.nan)
+        preprocess_ms[i] = loaded.timings.get("preprocess", math.nan)
+
     previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # one task = one CPU; OpenCV's own pool would oversubscribe
+    cv2.setNumThreads(1)  # parallel tasks (and threads): OpenCV's own pool would oversubscribe
     try:
-        for i, path in enumerate(paths):
-            if "bytes" in batch:
-                loaded = load_bytes_row(path, batch["bytes"][i], spec)
-            else:
-                file = batch["file"][i] if "file" in batch else path
-                error = batch["error"][i] if "error" in batch else None
-                loaded = load_row(path, file, error, spec)
-            if loaded.array is not None:
-                images[i] = loaded.array
-            else:
-                errors[i] = loaded.error or "unknown error"
-            decode_ms[i] = loaded.timings.get("decode", math.nan)
-            preprocess_ms[i] = loaded.timings.get("preprocess", math.nan)
+        if threads > 1 and n > 1:
+            with ThreadPoolExecutor(min(threads, n), thread_name_prefix="edgecnn-decode") as pool:
+                list(pool.map(load, range(n)))
+        else:
+            for i in range(n):
+                load(i)
     finally:
         cv2.setNumThreads(previous)
     return {
