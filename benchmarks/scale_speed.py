@@ -10,8 +10,8 @@ For each data set (>= 20,000 small images, >= 300 large photos) it runs, in this
   finished after the last actor was ready, over the time from then to the end of the write.
 
 It prints images/s for both, the ratio ray / local, and the peak object-store use sampled every
-0.5 s during the Ray run (it must stay bounded whatever the number of images). Run it under
-``flock /work/bench.lock flock /work/heavy.lock``; load average and CPU are recorded.
+0.5 s during the Ray run (it must stay bounded whatever the number of images). Run it alone
+on the machine (``/work/bin/quiet``); load average and CPU are recorded.
 
     python benchmarks/scale_speed.py --small 20000 --large 300 --json results/scale.json
 """
@@ -116,6 +116,7 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
     import ray
 
     from edgecnn.scale import classify_dataset, open_model
+    from edgecnn.scale.dataset_pipeline import default_prepare_threads, guess_prepare_batch
 
     t0 = time.time()
     ray.init(
@@ -126,21 +127,30 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
     )
     ray.data.DataContext.get_current().enable_progress_bars = False
     handle = open_model(str(model))
+    tuning = {  # only what was given: otherwise classify_dataset's defaults, as the CLI runs
+        name: value
+        for name, value in (
+            ("batch_size", args.ray_batch),
+            ("actor_cpus", args.actor_cpus),
+            ("prepare_cpus", args.prepare_cpus),
+            ("prepare_batch", args.prepare_batch),
+            ("prepare_threads", args.prepare_threads),
+        )
+        if value is not None
+    }
     dataset = classify_dataset(
         [str(folder)],
         handle,
         recursive=True,
-        batch_size=args.ray_batch,
         actors=(args.actors, args.actors),
-        actor_cpus=args.actor_cpus,
-        prepare_cpus=args.prepare_cpus,
-        prepare_batch=args.prepare_batch,
         inference=TimedClassify,
+        **tuning,
     )
     with StoreSampler() as sampler:
         dataset.write_parquet(str(out))
         end = time.time()
     table = pq.read_table(out, columns=["path", "status", "ready_at", "done_at"])
+    prepare_batch = args.prepare_batch or guess_prepare_batch([str(folder)])
     ray.shutdown()
     ready = max(table.column("ready_at").to_pylist())
     done_at = table.column("done_at").to_pylist()
@@ -157,6 +167,8 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
         "end_to_end_seconds": end - t0,
         "peak_object_store_mib": sampler.peak_mib,
         "object_store_limit_mib": args.object_store_mb,
+        "prepare_batch": prepare_batch,
+        "prepare_threads": args.prepare_threads or default_prepare_threads(prepare_batch),
     }
 
 
@@ -192,7 +204,8 @@ def compare(name: str, folder: Path, model: Path, args: argparse.Namespace) -> d
         print(
             f"           rows {ray_run['images']} ({ray_run['unique_paths']} distinct), ok "
             f"{ray_run['ok']} (local {local['ok']}); peak object store "
-            f"{ray_run['peak_object_store_mib']:.0f} MiB of {ray_run['object_store_limit_mib']}"
+            f"{ray_run['peak_object_store_mib']:.0f} MiB of {ray_run['object_store_limit_mib']}; "
+            f"prepare batch {ray_run['prepare_batch']} x {ray_run['prepare_threads']} thread(s)"
         )
     ratio = statistics.median(runs["ratio"] for runs in rounds)
     print(f"  median ratio ray/local: {ratio:.2f}x", flush=True)
@@ -206,12 +219,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "edgecnn-bench")
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled int8 one)")
     parser.add_argument("--local-batch", type=int, default=16, help="local classify's default")
-    parser.add_argument("--ray-batch", type=int, default=256)
-    parser.add_argument("--prepare-batch", type=int, default=256, help="small images")
-    parser.add_argument("--prepare-batch-large", type=int, default=16, help="large photos")
-    parser.add_argument("--actors", type=int, default=1)
-    parser.add_argument("--actor-cpus", type=float, default=0.5)
-    parser.add_argument("--prepare-cpus", type=float, default=0.5)
+    parser.add_argument("--ray-batch", type=int, help="default: classify_dataset's (the CLI's)")
+    parser.add_argument("--prepare-batch", type=int, help="default: classify_dataset's")
+    parser.add_argument(
+        "--prepare-batch-large", type=int, help="for the photos (default: as small)"
+    )
+    parser.add_argument("--prepare-threads", type=int, help="default: classify_dataset's")
+    parser.add_argument("--actors", type=int, default=1, help="the CLI's default on 2 CPUs")
+    parser.add_argument("--actor-cpus", type=float, help="default: classify_dataset's")
+    parser.add_argument("--prepare-cpus", type=float, help="default: classify_dataset's")
     parser.add_argument("--object-store-mb", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3, help="alternating local / ray order")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -220,6 +236,16 @@ def main(argv: list[str] | None = None) -> None:
     env = environment()
     say(
         f"machine: {cpu_info().get('model')}, {available_cores()} cores, load {env['load_average']}"
+    )
+    from edgecnn.scale import dataset_pipeline as dp
+
+    print(
+        f"ray defaults (classify_dataset, as the CLI runs): batch {dp.INFER_BATCH}, prepare batch "
+        f"~{dp.PREPARE_BYTES >> 20} MB of files (16-{dp.PREPARE_BATCH}), {dp.PREPARE_CPUS} CPU per "
+        f"prepare task ({dp.PREPARE_THREADS} threads for files of {dp.THREADED_BYTES >> 10} KB "
+        "or more), 1 CPU per actor; "
+        f"given here: {args.ray_batch=}, {args.prepare_batch=}, {args.prepare_batch_large=}, "
+        f"{args.prepare_threads=}, {args.actor_cpus=}, {args.prepare_cpus=}, {args.actors=}"
     )
     report: dict[str, Any] = {
         "machine_before": env,
@@ -230,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         report["small"] = compare(f"{args.small} small images (160x120 JPEG)", folder, model, args)
     if args.large:
         folder = large_photos(args.data / "large", args.large)
+        if args.prepare_batch_large:
+            args = argparse.Namespace(**{**vars(args), "prepare_batch": args.prepare_batch_large})
         report["large"] = compare(
             f"{args.large} large photos (4000x2672 JPEG)", folder, model, args
         )
