@@ -422,6 +422,31 @@ def test_cli_export_prints_the_report_and_fails_with_one_line(
     assert bad.output.startswith("Error: ") and bad.output.count("\n") == 1
 
 
+def test_cli_export_reports_the_engine_precision_agreement_with_fp32(
+    tmp_path: Path, run_dir: Path, data: Path
+) -> None:
+    """--engine-precision bf16: the written model on OpenVINO at bf16 against fp32, on the very
+    verification images (fp32's accuracy in it is the verification's own)."""
+    pytest.importorskip("openvino")
+    out = tmp_path / "bf16.onnx"
+    result = CliRunner().invoke(
+        cli, ["export", str(run_dir), "-o", str(out), "--verify", str(data),
+              "--engine-precision", "bf16", "--no-latency", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    check, verification = report["engine_precision"], report["verification"]
+    assert check["precision"] == "bf16" and check["ran"] in ("bf16", "f32")
+    assert check["images"] == verification["images"] > 0
+    assert check["differ"] == round((1 - check["top1_agreement"]) * check["images"])
+    assert check["accuracy_fp32"] == pytest.approx(verification["accuracy"], abs=1e-6)
+    assert 0 <= check["max_abs_diff"] < 0.5
+    line = next(x for x in result.output.splitlines() if x.startswith("engine precision"))
+    images = check["images"]
+    assert f"bf16{'' if check['ran'] == 'bf16' else ' (OpenVINO ran'}" in line
+    assert f"agrees with fp32 on {check['top1_agreement']:.2%} of {images} images" in line
+
+
 def test_exported_model_runs_without_tensorflow(fp32: Path, data: Path) -> None:
     """A fresh process: the runtime loads the file and eval runs it; TensorFlow never loads."""
     code = f"""

@@ -9,10 +9,13 @@ is the place for careful measurements.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecnn.errors import ExportError
 from edgecnn.spec import InputSpec
 from edgecnn.tools.latency_stats import latency_stats
 
@@ -46,6 +49,34 @@ def measure_latency(sess: Any, spec: InputSpec, budget_s: float = 1.0) -> dict[s
         "batch_ms": round(batch, 3),
         "batch_ms_per_image": round(batch / BATCH, 3),
     }
+
+
+def check_engine_precision(precision: str | None) -> None:
+    """``bf16`` / ``f16`` (or None) with OpenVINO importable; ExportError or
+    MissingDependencyError (naming the extra) otherwise."""
+    if precision is None:
+        return
+    if precision not in ("bf16", "f16"):
+        raise ExportError(f"`engine_precision` must be bf16 or f16, not {precision!r}")
+    from edgecnn.runtime.engines.openvino_engine import import_openvino
+
+    import_openvino()
+
+
+def engine_agreement(
+    model: Path,
+    precision: str,
+    images: np.ndarray,
+    truth: Sequence[str | None],
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    """OpenVINO at ``precision`` against the written model on onnxruntime (f32), on the
+    verification images (:func:`edgecnn.tools.engine_precision.measure`)."""
+    from edgecnn.tools import engine_precision
+
+    index = {label: i for i, label in enumerate(labels)}
+    classes = [index.get(t) if t is not None else None for t in truth]
+    return engine_precision.measure(model, precision, [(images, classes)]).to_dict()
 
 
 def _pct(value: float | None) -> str:
@@ -98,6 +129,12 @@ def format_table(report: dict[str, Any]) -> str:
         rows.append(("latency (CPU)", line))
     if ref and report.get("fp32_size_bytes"):
         rows.append(("fp32 size", f"{report['fp32_size_bytes'] / 1e6:.2f} MB"))
+    agreement = report.get("engine_precision")
+    if agreement:
+        from edgecnn.tools.engine_precision import PrecisionAgreement
+
+        line = PrecisionAgreement(**agreement).line()
+        rows.append(("engine precision", line.removeprefix("engine precision ")))
     for warning in report.get("warnings", []):
         rows.append(("warning", warning))
     width = max(len(k) for k, _ in rows)

@@ -21,7 +21,12 @@ from edgecnn._version import __version__
 from edgecnn.data.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, ExportError
 from edgecnn.export import artifact, calibration_images, convert, keras_process, quantize, verify
-from edgecnn.export.export_report import format_table, measure_latency
+from edgecnn.export.export_report import (
+    check_engine_precision,
+    engine_agreement,
+    format_table,
+    measure_latency,
+)
 from edgecnn.export.model_source import InputOverrides, ModelSource, resolve_source
 from edgecnn.normalization import Normalization
 from edgecnn.spec import ModelSpec
@@ -59,6 +64,8 @@ class ExportOptions:
     opset: int = convert.DEFAULT_OPSET
     latency: bool = True
     report: bool = True
+    #: ``bf16`` / ``f16``: also report OpenVINO's top-1 agreement with fp32 at that precision
+    engine_precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -299,6 +306,7 @@ def export_model(
             f"precision {options.precision!r} is not one of fp32, fp16, int8-dynamic, int8"
         )
     precision = PRECISIONS[options.precision]
+    check_engine_precision(options.engine_precision)  # before minutes of work
     out = artifact.check_destination(output)
     source = resolve_source(model, options.overrides)
     options.normalization.check_channels(source.input.channels)
@@ -323,6 +331,11 @@ def export_model(
     say(f"wrote {out} ({len(data) / 1e6:.2f} MB)")
     report = _report(out, data, precision, source, spec, verified, quant_record, warnings)
     _measure(report, verified, precision, source, options, say)
+    if options.engine_precision:
+        say(f"engine precision {options.engine_precision}: OpenVINO against fp32")
+        report["engine_precision"] = engine_agreement(
+            out, options.engine_precision, reference.images, reference.truth, source.labels
+        )
     report_path = _write_report(out, report) if options.report else None
     return ExportResult(path=out, spec=spec, report=report, report_path=report_path)
 
