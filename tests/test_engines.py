@@ -184,13 +184,60 @@ def test_race_switches_only_on_fresh_numbers_of_both_sides():
     picks = drive(race, clock, cost, 50_000)  # ~50 s: several re-timings of candidate 1
     assert race.best() == 0
     assert picks.count(0) > 0.95 * len(picks)
-    slow_until = clock.now + 0.1  # the winner's last samples before a re-timing are slow ...
-    drive(race, clock, cost, 40)
+    slow_until = clock.now + 1.0  # the winner's last samples before a re-timing are slow ...
+    drive(race, clock, cost, 60)
     assert race.times[0][-1] == pytest.approx(3 * speed[0])
     clock.now += 100.0  # ... so re-timed candidate 1 looks faster; the winner, re-timed, is not
-    picks = drive(race, clock, cost, 300)
-    assert visits(picks) == [1, 0]  # the challenger's visit, then the winner's confirmation
+    picks = drive(race, clock, cost, 1000)
+    assert visits(picks) == [1, 0, 1, 0, 1, 0]  # the first look, then a duel: W C W C W
     assert race.best() == 0
+
+
+def test_race_duel_survives_a_burst_that_hits_one_visit_of_the_winner():
+    """The winner's latest samples are slow, so the re-timed challenger passes the first look;
+    in the duel a burst of another process makes the winner's first visit 5x slower: one
+    interleaved visit of three, so the batches stay with the winner."""
+    clock = Clock()
+    race = Race(2, clock=clock)
+    speed = {0: 0.001, 1: 0.0012}
+    drive(race, clock, lambda i, _: speed[i], 2000)
+    assert race.best() == 0
+    drive(race, clock, lambda i, _: speed[i] * (3 if i == 0 else 1), 40)  # slow latest samples
+    clock.now += 100.0
+
+    slow: list[float] = []
+
+    def cost(index: int, _since: float) -> float:
+        if index == 0 and race.visit == 0 and len(race.duel) == 4:  # its first duel visit
+            slow.append(clock.now)
+            return speed[0] * 5
+        return speed[index]
+
+    picks = drive(race, clock, cost, 1000)
+    assert visits(picks) == [1, 0, 1, 0, 1, 0]
+    assert slow[-1] - slow[0] > SETTLE_SECONDS  # the burst lasted the whole visit ...
+    assert race.best() == 0  # ... and was outvoted
+
+
+def test_race_a_faster_challenger_takes_over_and_the_old_winner_is_re_timed_next():
+    clock = Clock()
+    race = Race(3, clock=clock)
+    speed = {0: 0.001, 1: 0.002, 2: 0.004}
+    drive(race, clock, lambda i, _: speed[i], 3000)
+    assert race.best() == 0
+    speed[1] = 0.0005  # the load changed: candidate 1 is now 2x faster
+    for _ in range(100):  # re-timings alternate between 1 and 2: within ~20 s
+        drive(race, clock, lambda i, _: speed[i], 1000)
+        if race.best() == 1:
+            break
+    assert race.best() == 1
+    speed[1] = 0.002  # and back
+    drive(race, clock, lambda i, _: speed[i], 100)  # the winner's latest samples say so
+    race.rotation = 0  # the rotation alone would re-time candidate 2 next
+    clock.now += 100.0
+    picks = drive(race, clock, lambda i, _: speed[i], 1000)
+    assert visits(picks)[0] == 0  # the old winner, re-timed first ...
+    assert race.best() == 0  # ... wins back at once
 
 
 def test_auto_races_real_engines_and_says_what_runs(batch):

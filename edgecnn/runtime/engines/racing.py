@@ -15,7 +15,13 @@ measured on the 2-core box): a candidate is timed only after it has run for
 ~40 ms after its last run and slowed whichever engine ran next); visits are interleaved
 (A B C A B C ...) so a change of load hits every candidate alike; the median of samples, not
 the mean, decides (one 10 ms preemption by another process must not flip the choice); and the
-winner changes only when another candidate is :data:`MARGIN` faster.
+winner changes only when another candidate is :data:`MARGIN` faster. A re-timing is one
+sample of the challenger; only one that beats the winner's latest samples goes on to a duel,
+winner and challenger taking turns (W C W C W), decided on their medians, and a challenger
+that took over is followed by a re-timing of the old winner. (Measured before duels: the
+winner re-timed in one 110 ms stretch, right after the challenger, was hit whole by another
+process's burst; auto then ran OpenVINO, 2.5x slower on the bundled fp32 model at batch 1,
+for 11k of its 21k runs, 0.61x of onnxruntime's speed.)
 The choice is visible at all times: :attr:`RacingEngine.provider` and
 :meth:`RacingEngine.describe` name the current winner of each batch-size class and its numbers.
 """
@@ -43,11 +49,11 @@ SETTLE_SECONDS = 0.05
 #: One timed sample spans consecutive runs of at least this long: a single 0.2 ms run of a
 #: small model is mostly timer and scheduler noise.
 SAMPLE_SECONDS = 0.02
-#: Samples per candidate the decision looks at (the newest ones).
+#: Samples per candidate the decision looks at (the newest ones); also a duel's length.
 WINDOW = 3
-#: After the race, another candidate is re-timed (a visit of :data:`WINDOW` fresh samples) when
-#: both this many batches and this many seconds have passed since the last re-timing. A visit
-#: costs ~0.1 s at the other engine's speed: every 10 s keeps that under 1% of the run.
+#: After the race, another candidate is re-timed (one visit, one sample) when both this many
+#: batches and this many seconds have passed since the last re-timing. A visit costs ~70 ms at
+#: the other engine's speed (a duel three of them): every 10 s keeps that under 1-2% of the run.
 EXPLORE_EVERY = 16
 EXPLORE_SECONDS = 10.0
 #: The winner changes only when another candidate's median is this much lower.
@@ -69,12 +75,11 @@ def bucket_label(index: int) -> str:
 class Race:
     """The race of one batch-size class: who runs the next batch, and what the runs measured.
 
-    A *visit* keeps one candidate running until it has its samples (one per visit while
-    racing, :data:`WINDOW` when re-timing). Outside visits the winner runs. The winner changes
-    only at the end of a visit, on fresh numbers on both sides: a re-timed candidate that looks
-    faster is confirmed by re-timing the winner right after it (the winner's own samples taken
-    while it runs alone are not compared with older samples of the others: measured, a short
-    slowdown of the winner then handed the batches to a slower engine for seconds).
+    A *visit* keeps one candidate running until it has one timed sample. Outside visits the
+    winner runs (its samples keep its window fresh). The winner changes only at the end of a
+    duel: a re-timed challenger whose sample beats the winner's latest ones then takes turns
+    with the winner (W C W C W), and the medians of those fresh, interleaved samples decide
+    (a burst of another process that hits one visit cannot hand the batches over).
     """
 
     candidates: int
@@ -85,8 +90,10 @@ class Race:
     current: int | None = None
     switched_at: float = 0.0
     visit: int | None = None
-    visit_left: int = 0
     challenger: int | None = None
+    duel: list[int] = field(default_factory=list)  # the duel's visits still to come
+    dueling: bool = False
+    next_challenger: int | None = None
     since_explore: int = 0
     explored_at: float = 0.0
     rotation: int = 0
@@ -104,23 +111,27 @@ class Race:
             start = 0 if self.current is None else self.current + 1
             order = [(start + k) % self.candidates for k in range(self.candidates)]
             fewest = min(len(t) for t in self.times)
-            return self._visit(next(i for i in order if len(self.times[i]) == fewest), 1)
+            return self._visit(next(i for i in order if len(self.times[i]) == fewest))
+        if self.duel:
+            return self._visit(self.duel.pop(0))
         self.since_explore += 1
         due = self.since_explore >= EXPLORE_EVERY and (
             self.clock() - self.explored_at >= EXPLORE_SECONDS
         )
         if self.candidates > 1 and due:
             self.since_explore, self.explored_at = 0, self.clock()
-            others = [i for i in range(self.candidates) if i != self.winner]
-            self.rotation += 1
-            self.challenger = others[self.rotation % len(others)]
-            return self._visit(self.challenger, WINDOW)
+            challenger, self.next_challenger = self.next_challenger, None
+            if challenger is None:
+                others = [i for i in range(self.candidates) if i != self.winner]
+                self.rotation += 1
+                challenger = others[self.rotation % len(others)]
+            self.challenger = challenger
+            self.times[challenger].clear()  # fresh numbers: the load may have changed since
+            return self._visit(challenger)
         return self.winner
 
-    def _visit(self, index: int, samples: int) -> int:
-        self.visit, self.visit_left = index, samples
-        if samples == WINDOW:
-            self.times[index].clear()  # fresh numbers: the load may have changed since
+    def _visit(self, index: int) -> int:
+        self.visit = index
         return index
 
     def record(self, index: int, seconds: float, images: int = 1) -> None:
@@ -141,10 +152,8 @@ class Race:
         self.times[index].append(self.stretch[0] / self.stretch[1])
         self.stretch = [0.0, 0.0]
         if self.visit == index:
-            self.visit_left -= 1
-            if self.visit_left <= 0:
-                self.visit = None
-                self._visit_done(index)
+            self.visit = None
+            self._visit_done(index)
 
     def _visit_done(self, index: int) -> None:
         if self.winner is None:  # racing: decided once every candidate has its samples
@@ -152,16 +161,18 @@ class Race:
                 self.winner = min(range(self.candidates), key=self._median)
                 self.explored_at = self.clock()
             return
-        challenger = self.challenger
-        if challenger is None:
+        challenger, winner = self.challenger, self.winner
+        if challenger is None or self.duel:
             return
-        faster = self._median(challenger) < (1 - MARGIN) * self._median(self.winner)
-        if index == challenger and faster:  # confirm: the winner re-timed right after
-            self._visit(self.winner, WINDOW)
-            return
-        if index == self.winner and faster:
-            self.winner = challenger
-        self.challenger = None
+        if not self.dueling:  # the first look: one sample against the winner's latest ones
+            if self.times[challenger][-1] < (1 - MARGIN) * self._median(winner):
+                self.dueling = True
+                self.times[winner].clear()
+                self.duel = [winner, challenger] * (WINDOW - 1) + [winner]
+                return
+        elif self._median(challenger) < (1 - MARGIN) * self._median(winner):
+            self.winner, self.next_challenger = challenger, winner
+        self.challenger, self.dueling = None, False
 
     def _median(self, index: int) -> float:
         times = self.times[index]
