@@ -127,6 +127,14 @@ def drive(race: Race, clock: Clock, cost, batches: int) -> list[int]:
     return picks
 
 
+def until_retimed(race: Race, clock: Clock, cost) -> list[int]:
+    """Drive batches until a re-timing starts (after EXPLORE_SECONDS of running); the picks."""
+    picks: list[int] = []
+    while race.challenger is None:
+        picks += drive(race, clock, cost, 1)
+    return picks
+
+
 def visits(picks: list[int]) -> list[int]:
     """Consecutive runs of one candidate collapsed: [0, 0, 1, 1, 0] -> [0, 1, 0]."""
     return [p for i, p in enumerate(picks) if i == 0 or picks[i - 1] != p]
@@ -184,11 +192,11 @@ def test_race_switches_only_on_fresh_numbers_of_both_sides():
     picks = drive(race, clock, cost, 50_000)  # ~50 s: several re-timings of candidate 1
     assert race.best() == 0
     assert picks.count(0) > 0.95 * len(picks)
-    slow_until = clock.now + 1.0  # the winner's last samples before a re-timing are slow ...
-    drive(race, clock, cost, 60)
+    # the winner's last samples before a re-timing are slow ...
+    until_retimed(race, clock, lambda i, _: speed[i] * (3 if i == 0 else 1))
     assert race.times[0][-1] == pytest.approx(3 * speed[0])
-    clock.now += 100.0  # ... so re-timed candidate 1 looks faster; the winner, re-timed, is not
-    picks = drive(race, clock, cost, 1000)
+    # ... so re-timed candidate 1 looks faster; the winner, re-timed, is not
+    picks = drive(race, clock, lambda i, _: speed[i], 1000)
     assert visits(picks) == [1, 0, 1, 0, 1, 0]  # the first look, then a duel: W C W C W
     assert race.best() == 0
 
@@ -202,8 +210,7 @@ def test_race_duel_survives_a_burst_that_hits_one_visit_of_the_winner():
     speed = {0: 0.001, 1: 0.0012}
     drive(race, clock, lambda i, _: speed[i], 2000)
     assert race.best() == 0
-    drive(race, clock, lambda i, _: speed[i] * (3 if i == 0 else 1), 40)  # slow latest samples
-    clock.now += 100.0
+    until_retimed(race, clock, lambda i, _: speed[i] * (3 if i == 0 else 1))  # slow latest
 
     slow: list[float] = []
 
@@ -234,9 +241,9 @@ def test_race_a_faster_challenger_takes_over_and_the_old_winner_is_re_timed_next
     speed[1] = 0.002  # and back
     drive(race, clock, lambda i, _: speed[i], 100)  # the winner's latest samples say so
     race.rotation = 0  # the rotation alone would re-time candidate 2 next
-    clock.now += 100.0
-    picks = drive(race, clock, lambda i, _: speed[i], 1000)
-    assert visits(picks)[0] == 0  # the old winner, re-timed first ...
+    until_retimed(race, clock, lambda i, _: speed[i])
+    assert race.challenger == 0  # the old winner, re-timed first ...
+    drive(race, clock, lambda i, _: speed[i], 1000)
     assert race.best() == 0  # ... wins back at once
 
 
