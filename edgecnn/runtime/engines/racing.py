@@ -59,6 +59,11 @@ WINDOW = 3
 #: duel inside one 0.6 s slice left auto at 0.81x of onnxruntime in that round.)
 EXPLORE_EVERY = 16
 EXPLORE_SECONDS = 10.0
+#: The first re-timings come sooner, after 1, 2, 4, 8 s of running (and again after a change of
+#: winner): the race's 3 samples of 20 ms are few, and a wrong first choice was measured to hold
+#: for the whole engines benchmark (OpenVINO LATENCY over onnxruntime on the bundled fp32 model
+#: at batch 16, 0.75x of onnxruntime's speed).
+EXPLORE_FIRST = 1.0
 #: The winner changes only when another candidate's median is this much lower.
 MARGIN = 0.03
 
@@ -100,6 +105,7 @@ class Race:
     since_explore: int = 0
     busy: float = 0.0  # seconds of runs, all candidates
     explored_at: float = 0.0  # ``busy`` at the last re-timing
+    explore_gap: float = EXPLORE_FIRST  # running seconds from one re-timing to the next
     rotation: int = 0
     stretch: list[float] = field(default_factory=lambda: [0.0, 0.0])  # seconds, images
 
@@ -120,10 +126,11 @@ class Race:
             return self._visit(self.duel.pop(0))
         self.since_explore += 1
         due = self.since_explore >= EXPLORE_EVERY and (
-            self.busy - self.explored_at >= EXPLORE_SECONDS
+            self.busy - self.explored_at >= self.explore_gap
         )
         if self.candidates > 1 and due:
             self.since_explore, self.explored_at = 0, self.busy
+            self.explore_gap = min(2 * self.explore_gap, EXPLORE_SECONDS)
             challenger, self.next_challenger = self.next_challenger, None
             if challenger is None:
                 others = [i for i in range(self.candidates) if i != self.winner]
@@ -177,6 +184,7 @@ class Race:
                 return
         elif self._median(challenger) < (1 - MARGIN) * self._median(winner):
             self.winner, self.next_challenger = challenger, winner
+            self.explore_gap = EXPLORE_FIRST
         self.challenger, self.dueling = None, False
 
     def _median(self, index: int) -> float:
