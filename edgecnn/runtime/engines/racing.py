@@ -7,7 +7,8 @@ other processes share the cores; OpenVINO wins the large models. So instead of a
 :class:`RacingEngine` opens the candidates ``auto`` picked (at load, with a warm-up run each)
 and, per batch-size class (1, 2-3, 4-7, 8-15, ...), visits them in turn on the first batches,
 then sends every batch to the one with the lowest median time per image, and re-times another
-candidate after every :data:`EXPLORE_SECONDS` of running so a change of load is followed.
+candidate after 1, 2, 4, 8 and then every :data:`EXPLORE_SECONDS` seconds of its own running,
+so a wrong first choice is corrected soon and a change of load is followed.
 
 How a fair measurement is taken on a small, shared machine (each rule fixed a wrong choice
 measured on the 2-core box): a candidate is timed only after it has run for
