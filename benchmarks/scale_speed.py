@@ -4,10 +4,12 @@ For each data set (>= 20,000 small images, >= 300 large photos) it runs, in this
 
 - local: what ``edgecnn classify DIR -o rows.csv`` runs (decode threads + one session, rows to
   a CSV file), timed from the first input to the last row written;
-- ray: a local Ray instance (all of this machine's CPUs, a bounded object store) running
+- ray: a local Ray instance (all of this machine's CPUs, a bounded object store), started and
+  warmed as the CLI does (:mod:`edgecnn.scale.local_ray`; ``--cold``: not warmed), running
   :func:`edgecnn.scale.classify_dataset` and writing Parquet. Start-up (Ray up, model read and
-  checked, inference actors loaded) is reported on its own line; images/s counts the rows
-  finished after the last actor was ready, over the time from then to the end of the write.
+  checked, decode workers warmed, inference actors loaded) is reported on its own line;
+  images/s counts the rows finished after the last actor was ready, over the time from then
+  to the end of the write.
 
 It prints images/s for both, the ratio ray / local, and the peak object-store use sampled every
 0.5 s during the Ray run (it must stay bounded whatever the number of images). Run it alone
@@ -115,11 +117,15 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
     import pyarrow.parquet as pq
     import ray
 
-    from edgecnn.scale import classify_dataset, open_model
-    from edgecnn.scale.dataset_pipeline import default_prepare_threads, guess_prepare_batch
+    from edgecnn.scale import classify_dataset, local_ray, open_model
+    from edgecnn.scale.dataset_pipeline import (
+        PREPARE_CPUS,
+        default_prepare_threads,
+        guess_prepare_batch,
+    )
 
     t0 = time.time()
-    ray.init(
+    local_ray.start(
         num_cpus=available_cores(),
         object_store_memory=args.object_store_mb * 2**20,
         include_dashboard=False,
@@ -127,6 +133,11 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
     )
     ray.data.DataContext.get_current().enable_progress_bars = False
     handle = open_model(str(model))
+    prepare_cpus = args.prepare_cpus or PREPARE_CPUS
+    count = local_ray.decode_workers(
+        available_cores(), args.actor_cpus or 1.0, args.actors, prepare_cpus
+    )
+    warm = local_ray.warm_decode_workers(count, prepare_cpus) if not args.cold else 0
     tuning = {  # only what was given: otherwise classify_dataset's defaults, as the CLI runs
         name: value
         for name, value in (
@@ -168,6 +179,7 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
         "peak_object_store_mib": sampler.peak_mib,
         "object_store_limit_mib": args.object_store_mb,
         "prepare_batch": prepare_batch,
+        "warm_workers": warm,
         "prepare_threads": args.prepare_threads or default_prepare_threads(prepare_batch),
     }
 
@@ -205,7 +217,8 @@ def compare(name: str, folder: Path, model: Path, args: argparse.Namespace) -> d
             f"           rows {ray_run['images']} ({ray_run['unique_paths']} distinct), ok "
             f"{ray_run['ok']} (local {local['ok']}); peak object store "
             f"{ray_run['peak_object_store_mib']:.0f} MiB of {ray_run['object_store_limit_mib']}; "
-            f"prepare batch {ray_run['prepare_batch']} x {ray_run['prepare_threads']} thread(s)"
+            f"prepare batch {ray_run['prepare_batch']} x {ray_run['prepare_threads']} thread(s); "
+            f"{ray_run['warm_workers']} warm decode worker(s)"
         )
     ratio = statistics.median(runs["ratio"] for runs in rounds)
     print(f"  median ratio ray/local: {ratio:.2f}x", flush=True)
@@ -228,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--actors", type=int, default=1, help="the CLI's default on 2 CPUs")
     parser.add_argument("--actor-cpus", type=float, help="default: classify_dataset's")
     parser.add_argument("--prepare-cpus", type=float, help="default: classify_dataset's")
+    parser.add_argument(
+        "--cold", action="store_true", help="no warm decode workers (as on an existing cluster)"
+    )
     parser.add_argument("--object-store-mb", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3, help="alternating local / ray order")
     parser.add_argument("--json", type=Path, help="also write the figures here")

@@ -29,6 +29,7 @@ from edgecnn.scale import ClassifyImages, classify_dataset, parse_actors
 from edgecnn.scale.dataset_pipeline import default_prepare_threads, guess_prepare_batch
 from edgecnn.scale.image_stage import prepare_images
 from edgecnn.scale.inference_stage import EXTRA_COLUMNS
+from edgecnn.scale.local_ray import decode_workers, warm_decode_workers
 from edgecnn.scale.result_output import check_output, output_kind
 from edgecnn.spec import InputSpec
 from tests.conftest import write_color_image
@@ -128,6 +129,14 @@ def test_prepare_batch_follows_file_sizes(tmp_path: Path):
     assert guess_prepare_batch(["s3://bucket/photos"]) == 1024  # no listing requests for a guess
 
 
+def test_warm_decode_workers_are_the_decode_tasks_that_fit():
+    """Beside the actors, as many 0.25-CPU tasks as fit; at least one, at most two per CPU."""
+    assert decode_workers(2, 1.0, 1, 0.25) == 4
+    assert decode_workers(2, 1.0, 2, 0.25) == 1  # the actors take every CPU
+    assert decode_workers(64, 1.0, 8, 0.25) == 128  # not 224: one process each
+    assert decode_workers(8, 1.0, 2, 1.0) == 6
+
+
 def test_decode_threads_give_the_rows_one_thread_gives(workspace: Path):
     """A decode task's threads change nothing in its output: same order, pixels, errors."""
     paths = sorted(str(p) for p in (workspace / "images").iterdir() if not p.is_dir())
@@ -197,6 +206,12 @@ def test_decoding_stays_a_stage_of_its_own_without_deprecated_arguments(
     physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[-1]
     assert "TaskPoolMapOperator[MapBatches(prepare_images)]" in physical
     assert "ActorPoolMapOperator[MapBatches(ClassifyImages)]" in physical
+
+
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
+def test_warm_up_holds_one_process_per_decode_task(local_ray):
+    """Each warm-up task waits for the others, so each ran in a process of its own."""
+    assert warm_decode_workers(3, 0.25) == 3
 
 
 @pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)

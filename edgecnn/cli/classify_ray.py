@@ -19,7 +19,14 @@ import click
 from edgecnn._deps import ray_data
 from edgecnn.classify.result_files import display
 from edgecnn.cli.options import ModelChoice
-from edgecnn.scale.dataset_pipeline import ModelHandle, classify_dataset, open_model, parse_actors
+from edgecnn.scale import local_ray
+from edgecnn.scale.dataset_pipeline import (
+    PREPARE_CPUS,
+    ModelHandle,
+    classify_dataset,
+    open_model,
+    parse_actors,
+)
 from edgecnn.scale.result_output import (
     PARQUET,
     RunTotals,
@@ -59,16 +66,13 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
     say = (lambda message: None) if run.quiet else (lambda m: click.echo(m, err=True))
     started = time.perf_counter()
     local = address is None
-    if not ray.is_initialized():  # a library caller may have started Ray already
-        ray.init(
-            address=address,
-            include_dashboard=False if local else None,
-            log_to_driver=not run.quiet,
-            logging_level="WARNING",
-        )
+    fresh = start_ray(address, run.quiet)
     quiet_ray_output(rd, interactive=sys.stderr.isatty() and not run.quiet)
     handle = open_model(choice.model, provider=choice.provider, foreign=choice.foreign)
     resources = ray.cluster_resources()
+    if fresh:  # started on this machine: warm the processes decode tasks will run in
+        count = local_ray.decode_workers(resources.get("CPU", 1.0), 1.0, pool[0], PREPARE_CPUS)
+        local_ray.warm_decode_workers(count, PREPARE_CPUS)
     startup = time.perf_counter() - started
     say(
         f"ray: {'started here' if local else 'joined ' + address}: {len(ray.nodes())} node(s), "
@@ -106,6 +110,20 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         raise click.ClickException("no inputs found (empty folders?)")
     if totals.total and totals.ok == 0:
         raise click.ClickException(f"nothing could be classified ({totals.failed} failed)")
+
+
+def start_ray(address: str | None, quiet: bool) -> bool:
+    """Join ``address``, or start Ray here (see :func:`edgecnn.scale.local_ray.start`) unless a
+    library caller had started it already; True when a new instance was started here."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    options = {"log_to_driver": not quiet, "logging_level": "WARNING"}
+    if address is None:
+        return local_ray.start(include_dashboard=False, **options)
+    ray.init(address=address, **options)
+    return False
 
 
 def quiet_ray_output(rd: Any, *, interactive: bool) -> None:

@@ -3,7 +3,8 @@
 ``input_listing`` (sources -> paths, lazily, local or pyarrow URIs), ``image_stage`` (CPU tasks:
 read + decode + fit), ``inference_stage`` (the actor class, usable in your own ``map_batches``),
 ``dataset_pipeline`` (``classify_dataset``: the three stages as one ``ray.data.Dataset``),
-``result_output`` (Parquet / CSV / JSON-lines output, ``--resume``, the closing summary).
+``result_output`` (Parquet / CSV / JSON-lines output, ``--resume``, the closing summary),
+``local_ray`` (starting Ray on this machine with warm decode workers).
 Ray itself is imported only when a function needs it.
 """
 
