@@ -46,9 +46,12 @@ def decode_workers(cpus: float, actor_cpus: float, actors: int, prepare_cpus: fl
 def _hold(folder: str, count: int, timeout: float) -> int:
     """A warm-up task: import the decode stage, then wait until ``count`` tasks are running (one
     file each in ``folder``) so each holds its own worker process; returns the process id."""
-    from ray.data._internal.arrow_block import ArrowBlockAccessor  # noqa: F401
-    from ray.data._internal.execution.operators import map_operator  # noqa: F401
-    from ray.data._internal.tensor_extensions import arrow  # noqa: F401
+    try:  # Ray Data's private modules a decode task imports: moved in another Ray, still warm
+        from ray.data._internal.arrow_block import ArrowBlockAccessor  # noqa: F401
+        from ray.data._internal.execution.operators import map_operator  # noqa: F401
+        from ray.data._internal.tensor_extensions import arrow  # noqa: F401
+    except ImportError:
+        pass
 
     import edgecnn.scale.image_stage  # noqa: F401  (OpenCV, NumPy, edgecnn.preprocess)
 
