@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import interpolation_option
+from edgecnn.cli.options import interpolation_option, pop_keras_inputs
 from edgecnn.runtime.engines.base import PRECISIONS, PROVIDERS
 from edgecnn.spec import ANCHORS, COLORS, FITS
 from edgecnn.user_files import check_output_path
@@ -111,42 +111,19 @@ def evaluate(
         click.echo(f"png: {png_path}")
 
 
-def _keras_options(
-    onnx: bool,
-    *,
-    labels_file: str | None,
-    input_size: str | None,
-    color: str | None,
-    fit: str | None,
-    interpolation: str | None,
-    anchor: str | None,
-    pad_value: int | None,
-    scale: str | None,
-    mean: str | None,
-    std: str | None,
-    unsafe: bool,
-) -> dict[str, Any] | None:
+def _keras_options(onnx: bool, *, unsafe: bool, **inputs: Any) -> dict[str, Any] | None:
     """What a Keras model needs to be evaluated (input spec, normalization); an .onnx model
     carries its spec, so these flags are refused for one."""
     if onnx:
-        flags = (labels_file, input_size, color, fit, interpolation, anchor, scale, mean, std)
-        if any(flags) or unsafe or pad_value is not None:
+        if unsafe or any(value is not None for value in inputs.values()):
             raise click.UsageError(
                 "--labels/--input-size/--color/--fit/--interpolation/--anchor/--pad-value/"
                 "--scale/--mean/--std/"
                 "--unsafe apply to Keras models; an .onnx model carries its spec"
             )
         return None
-    from edgecnn.export.model_source import InputOverrides
-    from edgecnn.normalization import parse_normalization
-
-    return {
-        "overrides": InputOverrides(
-            labels_file, input_size, color, fit, interpolation, anchor=anchor, pad_value=pad_value
-        ),
-        "normalization": parse_normalization(scale, mean, std),
-        "unsafe": unsafe,
-    }
+    overrides, normalization = pop_keras_inputs(inputs)
+    return {"overrides": overrides, "normalization": normalization, "unsafe": unsafe}
 
 
 @contextlib.contextmanager

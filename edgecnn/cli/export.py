@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edgecnn.cli.flags import as_flags
-from edgecnn.cli.options import interpolation_option
+from edgecnn.cli.options import interpolation_option, pop_keras_inputs
 from edgecnn.export.model_source import OUTPUT_KINDS
 from edgecnn.export.quantize import METHODS, TARGETS
 from edgecnn.spec import ANCHORS, COLORS, FITS
@@ -175,17 +175,7 @@ def export(model: str, output: str, quiet: bool, **flags: Any) -> None:
 
 def _export_options(
     *,
-    labels_file: str | None,
-    input_size: str | None,
-    color: str | None,
-    fit: str | None,
-    interpolation: str | None,
-    anchor: str | None,
-    pad_value: int | None,
     output_kind: str,
-    scale: str | None,
-    mean: str | None,
-    std: str | None,
     activations: str,
     weights: str,
     per_channel: bool,
@@ -196,26 +186,17 @@ def _export_options(
     no_latency: bool,
     **same_name: Any,
 ) -> ExportOptions:
-    """The flags as :class:`ExportOptions`. The grouped ones are named here; the rest keep their
-    field's name (``precision``, ``calibration``, ...), so a flag added without a place in
+    """The flags as :class:`ExportOptions`. The grouped ones are named here (the model's input
+    flags are read by :func:`pop_keras_inputs`, as eval reads them); the rest keep their field's
+    name (``precision``, ``calibration``, ...), so a flag added without a place in
     :class:`ExportOptions` fails at once."""
     from edgecnn.export import ExportOptions
-    from edgecnn.export.model_source import InputOverrides
     from edgecnn.export.quantize import QuantSettings
-    from edgecnn.normalization import parse_normalization
 
+    overrides, normalization = pop_keras_inputs(same_name, output=output_kind)
     return ExportOptions(
-        overrides=InputOverrides(
-            labels_file=labels_file,
-            input_size=input_size,
-            color=color,
-            fit=fit,
-            interpolation=interpolation,
-            output=output_kind,
-            anchor=anchor,
-            pad_value=pad_value,
-        ),
-        normalization=parse_normalization(scale, mean, std),
+        overrides=overrides,
+        normalization=normalization,
         verify=verify_dir,
         quant=QuantSettings(
             activations, weights, per_channel, reduce_range, calibration_method, int8_target

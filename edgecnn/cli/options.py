@@ -16,6 +16,8 @@ from edgecnn.runtime.engines.base import PROVIDERS
 from edgecnn.spec import ANCHORS, COLORS, FITS, INTERPOLATIONS, parse_size, read_labels_file
 
 if TYPE_CHECKING:  # loaded when a model is: eval's and export's flags stay light
+    from edgecnn.export.model_source import InputOverrides
+    from edgecnn.normalization import Normalization
     from edgecnn.runtime.classifier import Classifier, Foreign
 
 _FOREIGN_KEYS = (
@@ -255,6 +257,33 @@ def with_classifier(
         return command(classifier=classifier, **kwargs)
 
     return model_options(wrapper)
+
+
+#: A Keras model's input flags (eval, export), by their parameter names.
+KERAS_INPUT_KEYS = (
+    "labels_file",
+    "input_size",
+    "color",
+    "fit",
+    "interpolation",
+    "anchor",
+    "pad_value",
+    "scale",
+    "mean",
+    "std",
+)
+
+
+def pop_keras_inputs(
+    kwargs: dict[str, Any], *, output: str = "auto"
+) -> tuple[InputOverrides, Normalization]:
+    """Take a Keras model's input flags out of a verb's ``kwargs``: the export's
+    :class:`InputOverrides` and the model's normalization (one reading for eval and export)."""
+    from edgecnn.export.model_source import InputOverrides
+
+    values = {key: kwargs.pop(key) for key in KERAS_INPUT_KEYS}
+    normalization = parse_normalization(values.pop("scale"), values.pop("mean"), values.pop("std"))
+    return InputOverrides(**values, output=output), normalization
 
 
 def single_threaded_opencv() -> None:
