@@ -15,6 +15,7 @@ lines, strips) and stretches only an image too wide for the model. Both fill wit
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Callable
@@ -326,6 +327,7 @@ def decode(
     return image
 
 
+@functools.cache
 def _can_decode_in_place() -> bool:
     """Whether :func:`_decode_pixels` can decode in place here (Linux: memfd and /proc)."""
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")

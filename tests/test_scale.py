@@ -361,7 +361,10 @@ def test_two_node_cluster_rows_from_both_nodes(workspace: Path, tmp_path: Path, 
 
         def __call__(self, batch):
             (started / str(os.getpid())).touch()
+            deadline = time.monotonic() + 120  # fail, not hang, if one actor gets every batch
             while len(list(started.iterdir())) < 2:
+                if time.monotonic() > deadline:
+                    raise AssertionError("only one inference actor received batches")
                 time.sleep(0.05)
             return super().__call__(batch)
 

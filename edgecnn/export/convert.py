@@ -88,21 +88,6 @@ def frozen_to_onnx(frozen: lean_conversion.Frozen) -> Any:
     return proto
 
 
-def to_onnx(
-    model: Any,
-    spec: InputSpec,
-    *,
-    normalization: Normalization,
-    append_softmax: bool,
-    opset: int = DEFAULT_OPSET,
-) -> Any:
-    """Convert a loaded Keras classifier to an fp32 ``onnx.ModelProto`` meeting the contract."""
-    frozen = freeze(
-        model, spec, normalization=normalization, append_softmax=append_softmax, opset=opset
-    )
-    return frozen_to_onnx(frozen)
-
-
 def check_operators(proto: Any) -> None:
     """Refuse a graph holding operators ONNX does not define: tf2onnx logs a TensorFlow op it
     cannot convert and leaves it in the graph under its TensorFlow name (e.g. ``Erfc``), and

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ExportError
+from edgecnn.runtime.engines.base import PRECISIONS
 from edgecnn.spec import InputSpec
 from edgecnn.tools.latency_stats import latency_stats
 
@@ -56,8 +57,9 @@ def check_engine_precision(precision: str | None) -> None:
     MissingDependencyError (naming the extra) otherwise."""
     if precision is None:
         return
-    if precision not in ("bf16", "f16"):
-        raise ExportError(f"`engine_precision` must be bf16 or f16, not {precision!r}")
+    reduced = [p for p in PRECISIONS if p != "f32"]
+    if precision not in reduced:
+        raise ExportError(f"`engine_precision` must be {' or '.join(reduced)}, not {precision!r}")
     from edgecnn.runtime.engines.openvino_engine import import_openvino
 
     import_openvino()

@@ -119,9 +119,12 @@ def run_keras_half(job: KerasJob, images: np.ndarray, folder: Path, say: Log) ->
 
 def _ended(code: int) -> str:
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else ""
+        try:
+            name = f" {signal.Signals(-code).name}"
+        except ValueError:
+            name = ""
         hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return f"was killed by signal {-code} {name}{hint}".replace("  ", " ")
+        return f"was killed by signal {-code}{name}{hint}"
     return f"failed (exit code {code})"
 
 
@@ -187,7 +190,6 @@ def keras_half(job: KerasJob, images: np.ndarray, folder: Path, say: Log) -> dic
     data = proto.SerializeToString()
     del proto
     (folder / FP32).write_bytes(data)
-    del data
     return {
         "output_kind": output_kind,
         "versions": {"tf2onnx": _deps.tf2onnx().__version__, "keras": _deps.keras().__version__},

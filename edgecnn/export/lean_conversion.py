@@ -89,11 +89,6 @@ def convert_frozen(frozen: Frozen, opset: int) -> Any:
         return _convert(frozen, opset, lean=False)
 
 
-def convert_function(concrete: Any, opset: int) -> Any:
-    """An ``onnx.ModelProto`` for a concrete ``tf.function`` with one tensor input."""
-    return convert_frozen(freeze(concrete), opset)
-
-
 def _convert(frozen: Frozen, opset: int, *, lean: bool) -> Any:
     tf = _deps.tensorflow()
     from tf2onnx import optimizer

@@ -99,8 +99,7 @@ def load_one(
     held: list[int] = []
 
     def reserve(size: int) -> None:
-        if budget is not None:
-            held.append(budget.acquire(size))
+        held.append(budget.acquire(size))
 
     t0 = time.perf_counter()
     try:

@@ -98,7 +98,7 @@ def measure(
                         right += int(top[row] == label)
                         right_fp32 += int(top_fp32[row] == label)
         described = reduced.describe()
-        ran = getattr(reduced, "precision", precision)
+        ran = reduced.precision
     finally:
         reference.close()
         reduced.close()

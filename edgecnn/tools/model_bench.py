@@ -315,7 +315,7 @@ class Benchmark:
         if keras_model is not None and self.keras_info is not None:
             height, width, channels = (int(d) for d in keras_model.inputs[0].shape[1:4])
             color = "gray" if channels == 1 else classifiers[0][1].spec.input.color
-            interpolation = self.settings.interpolation or "bilinear"
+            interpolation = self.settings.interpolation or keras_baseline.TUTORIAL_INTERPOLATION
             spec = InputSpec(height, width, channels, color, interpolation=interpolation)
             kind, data = self._inputs(spec)
             xf = data[:batch].astype(keras_model.inputs[0].dtype or "float32")

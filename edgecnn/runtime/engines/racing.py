@@ -232,7 +232,7 @@ class RacingEngine(Engine):
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        key = len(batch).bit_length() - 1 if len(batch) else 0  # bucket(), inlined: hot path
+        key = bucket(len(batch))
         with self._lock:
             race = self._races.get(key)
             if race is None:
