@@ -11,7 +11,7 @@ import pytest
 from edgecnn import Classifier
 from edgecnn.errors import ProviderError
 from edgecnn.runtime.classifier import default_model_path
-from edgecnn.runtime.engines.base import ENGINES, EngineOptions
+from edgecnn.runtime.engines.base import ENGINES, EngineOptions, TensorInfo, warm_up
 from edgecnn.runtime.engines.racing import (
     SAMPLES,
     SETTLE_SECONDS,
@@ -26,6 +26,7 @@ from edgecnn.runtime.engines.registry import (
 )
 from edgecnn.runtime.providers import NO_GPU
 from tests.conftest import write_color_image
+from tests.counting_engine import CountingEngine
 
 STATUS = {s.engine: s for s in engine_statuses()}
 LOADS = [name for name in ENGINES if STATUS[name].loads]
@@ -101,6 +102,38 @@ def test_auto_rules_gpu_and_missing_openvino():
     assert [r.engine for r in asked.routes] == ["openvino"]
     with pytest.raises(ProviderError, match="not one of"):
         choose("gpu", EngineOptions(), model_bytes=1, **FACTS)
+
+
+def test_warm_up_runs_each_batch_size_of_the_profile_once_and_a_fixed_batch_alone():
+    """The one warm-up: the GPU engines' (batch 1 and the profile's opt size, once each, so
+    TensorRT builds at load), the CPU engines' (batch 1 twice); a fixed batch is the model's."""
+    from edgecnn.runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    inner = OnnxRuntimeEngine(default_model_path("cpu"), "cpu")
+    gpu_like = CountingEngine(inner)
+    warm_up(gpu_like, (1, 16), runs=1, strict=True)
+    assert gpu_like.sizes == [1, 16]
+    cpu_like = CountingEngine(inner)
+    warm_up(cpu_like)
+    assert cpu_like.sizes == [1, 1]
+    image = inner.inputs[0]
+    fixed = CountingEngine(inner, [TensorInfo(image.name, [4, *image.shape[1:]], image.type)])
+    warm_up(fixed, (1, 16), runs=1)
+    assert fixed.sizes == [4]
+    symbolic = CountingEngine(inner, [TensorInfo(image.name, ["N", "H", 96, 3], image.type)])
+    warm_up(symbolic)
+    assert symbolic.sizes == []  # no fixed image size: nothing to warm up with
+
+
+def test_warm_up_reports_a_failing_model_only_when_strict():
+    from edgecnn.runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    inner = OnnxRuntimeEngine(default_model_path("cpu"), "cpu")
+    image = inner.inputs[0]
+    wrong = [TensorInfo(image.name, ["N", 7, 7, 3], image.type)]  # the model refuses 7x7
+    warm_up(CountingEngine(inner, wrong))  # the first real batch reports it, with the image
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        warm_up(CountingEngine(inner, wrong), strict=True)
 
 
 class Clock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,25 +100,34 @@ class Engine(ABC):
         """Free what the engine holds (sessions, compiled models)."""
 
 
-def warm_up(engine: Engine, runs: int = 2) -> None:
-    """Run a black image ``runs`` times so first-run costs (allocations, lazy kernels, a
-    thread pool starting) are paid at load, not by the first real batch. Skipped for inputs
-    without a fixed size; a model that fails here reports its error on the real batch."""
-    if len(engine.inputs) != 1:
+def warm_up(
+    engine: Engine, batch_sizes: Sequence[int] = (1,), runs: int = 2, *, strict: bool = False
+) -> None:
+    """Run black images ``runs`` times at each of ``batch_sizes`` (a model with a fixed batch:
+    its own) so first-run costs (allocations, lazy kernels, a thread pool starting, TensorRT
+    building its engine for a shape) are paid at load, not by the first real batch.
+
+    Skipped for inputs without a fixed image size or of another type than uint8 / float32.
+    A model that fails here reports its error on the real batch, with the image named, unless
+    ``strict`` (the GPU engines: a failure there is the engine's, raised at load).
+    """
+    if len(engine.inputs) != 1 or not engine.inputs[0].shape:
         return
     info = engine.inputs[0]
-    dims = [
-        1 if i == 0 and not (isinstance(d, int) and d > 0) else d for i, d in enumerate(info.shape)
-    ]
+    first, rest = info.shape[0], info.shape[1:]
     dtype = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}.get(info.type)
-    if dtype is None or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+    if dtype is None or not all(isinstance(d, int) and d > 0 for d in rest):
         return
-    batch = np.zeros(dims, dtype)
+    fixed = isinstance(first, int) and first > 0
+    sizes = [first] if fixed else list(dict.fromkeys(batch_sizes))
     try:
-        for _ in range(runs):
-            engine.run(batch)
+        for size in sizes:
+            batch = np.zeros([size, *rest], dtype)
+            for _ in range(runs):
+                engine.run(batch)
     except Exception:  # the real batch reports it, with the image named
-        return
+        if strict:
+            raise
 
 
 def model_name(model: ModelSource) -> str:

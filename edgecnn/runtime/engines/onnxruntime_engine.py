@@ -88,10 +88,10 @@ class OnnxRuntimeEngine(Engine):
         self._output = self.outputs[0].name if self.outputs else ""
         # all outputs when there is one (edgecnn models): onnxruntime then skips the name lookup
         self._wanted = None if len(self.outputs) == 1 else [self._output]
-        if engine != "cpu" and self.inputs:
-            self._warm_up()  # TensorRT builds (or loads) its engine here, not on the first image
-        else:
+        if engine == "cpu":
             warm_up(self)
+        else:  # TensorRT builds (or loads) its engine for both ends of the profile here
+            warm_up(self, (1, min(16, options.max_batch)), runs=1, strict=True)
         self.build_s = time.perf_counter() - started
 
     def _providers(self, source: str | bytes) -> list[str | tuple[str, dict[str, str]]]:
@@ -123,15 +123,6 @@ class OnnxRuntimeEngine(Engine):
             trt["trt_profile_opt_shapes"] = f"{image.name}:{min(16, top)}x{shape}"
             trt["trt_profile_max_shapes"] = f"{image.name}:{top}x{shape}"
         return trt
-
-    def _warm_up(self) -> None:
-        info = self.session.get_inputs()[0]
-        dims = [d if isinstance(d, int) and d > 0 else 1 for d in info.shape]
-        dtype = np.uint8 if info.type == "tensor(uint8)" else np.float32
-        for batch in {1, min(16, self.options.max_batch)}:
-            if not isinstance(info.shape[0], int) or info.shape[0] <= 0:
-                dims[0] = batch
-            self.session.run(None, {info.name: np.zeros(dims, dtype)})
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """One ``session.run`` (thread-safe; releases the GIL)."""
