@@ -136,6 +136,49 @@ def test_warm_up_reports_a_failing_model_only_when_strict():
         warm_up(CountingEngine(inner, wrong), strict=True)
 
 
+@pytest.mark.parametrize("engine", ["cpu", "cuda", "tensorrt"])
+def test_an_engine_refuses_a_precision_it_cannot_run_with_the_reason(engine):
+    for precision in ("bf16", "f16") if engine != "tensorrt" else ("bf16",):
+        with pytest.raises(ProviderError, match=rf"^{engine}: runs f32") as info:
+            choose(engine, EngineOptions(precision=precision), model_bytes=1, **FACTS)
+        assert len(str(info.value).splitlines()) == 1
+        assert f"{precision} runs on `provider`" in str(info.value)
+        assert "openvino" in str(info.value)
+    fp16 = choose("tensorrt", EngineOptions(precision="f16"), model_bytes=1, **FACTS)
+    assert [(r.engine, r.options.precision) for r in fp16.routes] == [("tensorrt", "f16")]
+    plain = choose(engine, EngineOptions(), model_bytes=1, **FACTS)
+    assert [r.engine for r in plain.routes] == [engine]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f16"])
+def test_auto_runs_a_reduced_precision_on_openvino_alone_even_with_a_gpu(precision):
+    asked = EngineOptions(precision=precision)
+    for facts in (FACTS, {**FACTS, "cuda_loads": True}):
+        choice = choose("auto", asked, model_bytes=1, **facts)
+        assert [(r.engine, r.options.precision) for r in choice.routes] == [
+            ("openvino", precision)
+        ]  # no race against engines running f32
+        assert f"{precision} was asked for: OpenVINO" in choice.reason
+    with pytest.raises(ProviderError, match=r"edgecnn\[openvino\]"):
+        choose("auto", asked, model_bytes=1, **{**FACTS, "openvino": False})
+    exact = choose("auto", EngineOptions(), model_bytes=1, **FACTS)
+    assert len(exact.routes) == 3  # f32: the race, as before
+
+
+def test_classifier_load_never_runs_f32_when_bf16_is_asked():
+    """The real engines: cpu + bf16 is refused at load; auto + bf16 opens OpenVINO at bf16
+    (f32 only on a CPU without bf16, which OpenVINO then reports)."""
+    fp32 = default_model_path("cpu").with_name("shapes-fp32.onnx")
+    with pytest.raises(ProviderError, match=r"^cpu: runs f32, not `precision` bf16"):
+        Classifier.load(fp32, provider="cpu", precision="bf16")
+    if not STATUS["openvino"].loads:
+        pytest.skip("OpenVINO does not load here")
+    clf = Classifier.load(fp32, provider="auto", precision="bf16")
+    assert clf.engine.name == "openvino" and clf.provider == "OpenVINO:CPU"
+    assert clf.engine.options.precision == "bf16" and clf.engine.precision in ("bf16", "f32")
+    assert "bf16 was asked for" in clf.choice_reason
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0

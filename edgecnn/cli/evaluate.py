@@ -43,8 +43,8 @@ from edgecnn.user_files import check_output_path
     type=click.Choice(PRECISIONS),
     default="f32",
     show_default=True,
-    help="ONNX models: engine precision; bf16/f16 run on OpenVINO and report their top-1 "
-    "agreement with f32 on the same images.",
+    help="ONNX models: engine precision; bf16/f16 run on OpenVINO (auto; f16 also on "
+    "tensorrt) and report their top-1 agreement with f32 on the same images.",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option(

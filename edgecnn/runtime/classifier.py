@@ -149,7 +149,8 @@ class Classifier:
         "cpu", "openvino", "cuda", "tensorrt" (fails with the reason instead of falling back).
         ``threads``: intra-op threads. ``spinning``: onnxruntime CPU threads busy-wait between
         runs (None: on; pass False when decode threads share the cores, as ``classify`` does).
-        ``precision``: "f32" (exact), or "bf16" / "f16" where an engine offers them.
+        ``precision``: "f32" (exact), or "bf16" / "f16": "auto" then runs OpenVINO at that
+        precision; an engine that cannot run it raises ProviderError (never runs f32 instead).
         ``foreign`` describes a model exported elsewhere that carries no edgecnn metadata.
         """
         if options is None:

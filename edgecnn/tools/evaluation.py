@@ -76,12 +76,7 @@ def _eval_onnx(
 ) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.runtime.classifier import Classifier
 
-    if precision != "f32":  # bf16 / f16 are OpenVINO's: auto must not race them against f32
-        if provider not in ("auto", "openvino"):
-            raise EdgecnnError(
-                f"`precision` {precision} runs on OpenVINO: use `provider` openvino (or auto)"
-            )
-        provider = "openvino"
+    # which engine runs bf16 / f16 (and refusing one that cannot) is the registry's rule
     clf = Classifier.load(model, provider=provider, threads=threads, precision=precision)
     labels = clf.spec.labels
     items, ignored, folder = labelled_images(data_dir, labels)

@@ -47,7 +47,8 @@ class EngineOptions:
     ``threads``: intra-op threads (None: the engine's default, one per core).
     ``spinning``: onnxruntime CPU only; idle threads busy-wait between runs (fastest for a
     model that runs back to back, costly when decode workers share the cores). None: on.
-    ``precision``: ``f32`` unless asked (OpenVINO picks bf16 on CPUs that have it otherwise).
+    ``precision``: ``f32`` unless asked (OpenVINO picks bf16 on CPUs that have it otherwise);
+    which engine runs which: :data:`edgecnn.runtime.engines.registry.ENGINE_PRECISIONS`.
     ``mode``: OpenVINO ``latency`` (one request, all cores on one batch) or ``throughput``
     (several asynchronous requests, the batch split between them).
     ``cache_dir``: compiled models (OpenVINO) and engines / timing caches (TensorRT).

@@ -102,7 +102,8 @@ class OnnxRuntimeEngine(Engine):
         return [(TENSORRT, self._tensorrt_options(source)), CUDA, CPU]
 
     def _tensorrt_options(self, source: str | bytes) -> dict[str, str]:
-        """Engine + timing caches on disk, fp16 unless f32 is asked, and an explicit batch
+        """Engine + timing caches on disk, fp16 when f16 is asked (f32 otherwise: the registry
+        refuses bf16 here), and an explicit batch
         profile 1..max_batch so a new batch size never triggers a rebuild."""
         cache = Path(self.options.cache_dir or default_cache_dir()) / "tensorrt"
         cache.mkdir(parents=True, exist_ok=True)
@@ -114,7 +115,7 @@ class OnnxRuntimeEngine(Engine):
             "trt_engine_cache_path": str(cache),
             "trt_timing_cache_enable": "True",
             "trt_timing_cache_path": str(cache),
-            "trt_fp16_enable": "False" if self.options.precision == "f32" else "True",
+            "trt_fp16_enable": "True" if self.options.precision == "f16" else "False",
         }
         if None not in dims:
             shape = "x".join(map(str, dims))
@@ -138,7 +139,7 @@ class OnnxRuntimeEngine(Engine):
         if self.name == "cpu":
             return f"{text} (threads {threads}, spinning {'on' if self.spinning else 'off'})"
         if self.name == "tensorrt":
-            fp16 = self.options.precision != "f32"
+            fp16 = self.options.precision == "f16"
             return f"{text} (fp16 {'on' if fp16 else 'off'}, batch 1..{self.options.max_batch})"
         return text
 

@@ -1,8 +1,15 @@
 """Which engine runs a model: explicit requests, the ``auto`` rules, and what each engine can do.
 
 An explicit engine (``cpu``, ``openvino``, ``cuda``, ``tensorrt``) either opens or raises
-:class:`ProviderError` with the reason; it never falls back. ``auto`` always says what it chose
-and why (:attr:`Choice.reason`; :mod:`edgecnn.runtime.engines.racing` for the race):
+:class:`ProviderError` with the reason; it never falls back. The same holds for precision
+(:data:`ENGINE_PRECISIONS`): onnxruntime CPU and CUDA run a model's f32 graph as it is, so
+``bf16`` / ``f16`` on them are refused rather than run silently in f32; TensorRT runs ``f32``
+(its default here) or ``f16`` (its fp16 kernels), not ``bf16``; OpenVINO runs all three.
+``auto`` always says what it chose and why (:attr:`Choice.reason`;
+:mod:`edgecnn.runtime.engines.racing` for the race):
+
+0. ``bf16`` / ``f16`` asked: OpenVINO at that precision, one engine (racing it against
+   engines at f32 would mix precisions batch by batch); refused when OpenVINO is missing.
 
 1. An NVIDIA GPU whose CUDA libraries load: ``cuda`` (TensorRT only when asked: its first
    build of an engine takes minutes).
@@ -33,6 +40,13 @@ from edgecnn.runtime.engines.base import (
 from edgecnn.runtime.engines.racing import RacingEngine
 from edgecnn.runtime.providers import NO_GPU, cuda_status, nvidia_driver
 
+#: What each engine runs (``EngineOptions.precision``); anything else is refused.
+ENGINE_PRECISIONS = {
+    "cpu": ("f32",),
+    "cuda": ("f32",),
+    "tensorrt": ("f32", "f16"),
+    "openvino": ("f32", "bf16", "f16"),
+}
 #: Models up to this file size also race on onnxruntime CPU under ``auto``.
 SMALL_MODEL_BYTES = 8 << 20
 #: How each candidate is named in ``auto``'s choices.
@@ -86,7 +100,16 @@ def choose(
     if provider not in PROVIDERS:
         raise ProviderError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
     if provider != "auto":
+        check_precision(provider, options.precision)
         return Choice((Route(provider, options),), f"{provider} was asked for")
+    if options.precision != "f32":
+        if not openvino:
+            raise ProviderError(
+                f"auto: `precision` {options.precision} runs on OpenVINO, which is not "
+                "installed (pip install 'edgecnn[openvino]')"
+            )
+        why = f"{options.precision} was asked for: OpenVINO runs it (onnxruntime CPU/CUDA: f32)"
+        return Choice((Route("openvino", options),), why)
     note = None if cuda_loads or cuda_reason == NO_GPU else f"not using CUDA ({cuda_reason})"
     if cuda_loads:
         return Choice((Route("cuda", options),), "an NVIDIA GPU with working CUDA libraries")
@@ -107,6 +130,18 @@ def choose(
         why = "a large model: OpenVINO only"
     names = ", ".join(r.label for r in routes)
     return Choice(routes, f"CPU, {why}: the fastest of {names} per batch size, measured", note)
+
+
+def check_precision(engine: str, precision: str) -> None:
+    """ProviderError with the reason when ``engine`` cannot run ``precision`` (no fallback)."""
+    runs = ENGINE_PRECISIONS[engine]
+    if precision in runs:
+        return
+    others = [name for name, can in ENGINE_PRECISIONS.items() if precision in can]
+    raise ProviderError(
+        f"{engine}: runs {' or '.join(runs)}, not `precision` {precision}; {precision} runs on "
+        f"`provider` {' or '.join(others)} (or auto)"
+    )
 
 
 def open_engine(
