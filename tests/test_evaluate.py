@@ -215,3 +215,34 @@ def test_eval_reports_bf16_and_f16_agreement_with_fp32_on_the_same_images(tmp_pa
               "--provider", "cpu"],
     )  # fmt: skip
     assert result.exit_code != 0 and "--provider openvino" in result.output
+
+
+def test_eval_at_a_reduced_precision_runs_each_image_once_on_each_engine(tmp_path: Path) -> None:
+    """One classify pass does both: the reduced-precision engine runs each decoded image once
+    (its predictions are eval's) and the fp32 reference runs the same arrays once; the broken
+    image is a failure of that pass, left out of the comparison."""
+    pytest.importorskip("openvino")
+    from edgecnn import Classifier
+    from edgecnn.data.shapes import generate_shapes
+    from edgecnn.runtime.classifier import default_model_path
+    from edgecnn.tools.engine_precision import open_reference
+    from edgecnn.tools.evaluation import classify_labelled, labelled_images
+    from tests.counting_engine import CountingEngine
+
+    generate_shapes(tmp_path / "held", 5, (96, 96), seed=779)
+    broken = sorted((tmp_path / "held").rglob("*.jpg"))[0]
+    broken.write_bytes(broken.read_bytes()[:200])  # a JPEG cut short: found, fails to decode
+    fp32 = default_model_path("cpu").with_name("shapes-fp32.onnx")
+    loaded = Classifier.load(fp32, provider="openvino", precision="bf16")
+    reduced = CountingEngine(loaded.engine)
+    clf = Classifier(reduced, loaded.spec, path=loaded.path)
+    reference = CountingEngine(open_reference(fp32))
+    items, _, _ = labelled_images(tmp_path / "held", clf.spec.labels)
+    y_true, y_pred, failures, agreement = classify_labelled(
+        clf, items, 8, reference=reference, precision="bf16"
+    )
+    assert len(items) == 20 and [f["path"] for f in failures] == [str(broken)]
+    assert agreement is not None and agreement.precision == "bf16"
+    assert sum(reduced.sizes) == sum(reference.sizes) == agreement.images == len(y_pred) == 19
+    right = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
+    assert agreement.accuracy == pytest.approx(right / 19)  # eval's own predictions

@@ -5,19 +5,24 @@ but top-1 changes on images whose two best classes are close (measured: 12.5% of
 MobileNetV2 with small margins). edgecnn runs f32 unless asked; before asking, ``edgecnn eval
 --precision bf16`` and ``edgecnn export --engine-precision bf16`` measure the agreement on real
 images: the same ``.onnx`` on onnxruntime CPU (f32, the reference every parity number of the
-export uses) and on OpenVINO at the asked precision.
+export uses) and on OpenVINO at the asked precision. Each image is decoded once and each engine
+runs it once: ``eval`` compares inside its own classify pass (:class:`ComparingModel`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.engines.base import PRECISIONS, Engine, EngineOptions, ModelSource
+from edgecnn.runtime.prediction import Prediction
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.classifier import Classifier
 
 #: Images per engine run while measuring.
 CHUNK = 32
@@ -58,17 +63,56 @@ class PrecisionAgreement:
         return text
 
 
-def open_pair(model: ModelSource, precision: str) -> tuple[Engine, Engine]:
-    """The fp32 reference (onnxruntime CPU) and OpenVINO at ``precision`` on ``model``."""
+def check_reduced(precision: str) -> None:
+    """EdgecnnError unless ``precision`` is one to compare with fp32 (bf16 / f16)."""
     if precision not in PRECISIONS or precision == "f32":
         reduced = ", ".join(p for p in PRECISIONS if p != "f32")
         raise EdgecnnError(f"`precision` to compare with fp32 must be one of {reduced}")
-    from edgecnn.runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
-    from edgecnn.runtime.engines.openvino_engine import OpenVinoEngine
 
-    reference = OnnxRuntimeEngine(model, "cpu", EngineOptions(spinning=False))
-    reduced_engine = OpenVinoEngine(model, EngineOptions(precision=precision))
-    return reference, reduced_engine
+
+def open_reference(model: ModelSource) -> Engine:
+    """The fp32 reference: onnxruntime CPU, threads not spinning (decoding shares the cores)."""
+    from edgecnn.runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(model, "cpu", EngineOptions(spinning=False))
+
+
+class Tally:
+    """The running agreement of reduced-precision outputs with the fp32 reference's."""
+
+    def __init__(self) -> None:
+        self.images = self.agree = 0
+        self.max_diff = 0.0
+        self.labelled = self.right = self.right_fp32 = 0
+
+    def add(self, want: np.ndarray, got: np.ndarray, truth: Sequence[int | None]) -> None:
+        """One batch: fp32 rows ``want``, reduced rows ``got``, true class (or None) per row."""
+        top, top_fp32 = got.argmax(axis=1), want.argmax(axis=1)
+        self.agree += int((top == top_fp32).sum())
+        self.images += len(got)
+        self.max_diff = max(self.max_diff, float(np.abs(got - want).max(initial=0.0)))
+        for row, label in enumerate(truth):
+            if label is not None:
+                self.labelled += 1
+                self.right += int(top[row] == label)
+                self.right_fp32 += int(top_fp32[row] == label)
+
+    def result(self, precision: str, reduced: Engine) -> PrecisionAgreement:
+        """The agreement so far; ``reduced`` is the engine that ran ``precision``."""
+        if not self.images:
+            raise EdgecnnError("no images to compare the precisions on")
+        labelled = self.labelled
+        return PrecisionAgreement(
+            precision=precision,
+            ran=getattr(reduced, "precision", precision),
+            engine=reduced.describe(),
+            images=self.images,
+            top1_agreement=self.agree / self.images,
+            differ=self.images - self.agree,
+            max_abs_diff=self.max_diff,
+            accuracy=self.right / labelled if labelled else None,
+            accuracy_fp32=self.right_fp32 / labelled if labelled else None,
+        )
 
 
 def measure(
@@ -76,42 +120,67 @@ def measure(
     precision: str,
     batches: Iterable[tuple[np.ndarray, list[int | None]]],
 ) -> PrecisionAgreement:
-    """Run every batch (model input layout, true class index or None per image) on fp32 and
-    on OpenVINO at ``precision``; their agreement. Needs the ``openvino`` extra."""
-    reference, reduced = open_pair(model, precision)
-    agree = images = 0
-    max_diff = 0.0
-    right = right_fp32 = labelled = 0
+    """Run every batch (model input layout, true class index or None per image) once on fp32
+    and once on OpenVINO at ``precision``; their agreement. Needs the ``openvino`` extra."""
+    check_reduced(precision)
+    from edgecnn.runtime.engines.registry import open_engine
+
+    reference = open_reference(model)
+    try:
+        reduced, _ = open_engine(model, "openvino", EngineOptions(precision=precision))
+    except BaseException:
+        reference.close()
+        raise
+    tally = Tally()
     try:
         for batch, truth in batches:
             for start in range(0, len(batch), CHUNK):
                 part = batch[start : start + CHUNK]
                 want = np.asarray(reference.run(part), np.float32)
                 got = np.asarray(reduced.run(part), np.float32)
-                top, top_fp32 = got.argmax(axis=1), want.argmax(axis=1)
-                agree += int((top == top_fp32).sum())
-                images += len(part)
-                max_diff = max(max_diff, float(np.abs(got - want).max(initial=0.0)))
-                for row, label in enumerate(truth[start : start + CHUNK]):
-                    if label is not None:
-                        labelled += 1
-                        right += int(top[row] == label)
-                        right_fp32 += int(top_fp32[row] == label)
-        described = reduced.describe()
-        ran = reduced.precision
+                tally.add(want, got, truth[start : start + CHUNK])
+        return tally.result(precision, reduced)
     finally:
         reference.close()
         reduced.close()
-    if not images:
-        raise EdgecnnError("no images to compare the precisions on")
-    return PrecisionAgreement(
-        precision=precision,
-        ran=ran,
-        engine=described,
-        images=images,
-        top1_agreement=agree / images,
-        differ=images - agree,
-        max_abs_diff=max_diff,
-        accuracy=right / labelled if labelled else None,
-        accuracy_fp32=right_fp32 / labelled if labelled else None,
-    )
+
+
+class ComparingModel:
+    """A batch model for the classify pipeline (:class:`~edgecnn.runtime.batch_pipeline.
+    BatchModel`): ``classifier``'s predictions, unchanged, while the images it ran also run
+    once on the fp32 ``reference`` and are tallied, so nothing is decoded or run twice.
+
+    ``truth``: the true class index (or None) of each input, in the pipeline's input order.
+    """
+
+    def __init__(self, classifier: Classifier, reference: Engine, truth: Iterable[int | None]):
+        self.classifier = classifier
+        self.spec = classifier.spec
+        self.reference = reference
+        self.tally = Tally()
+        self._truth: Iterator[int | None] = iter(truth)
+
+    def finish_batch(
+        self,
+        sources: Sequence[str],
+        prepared: Sequence[np.ndarray | None],
+        errors: Sequence[str | None],
+        timings: Sequence[dict[str, float]],
+        top_k: int,
+    ) -> list[Prediction]:
+        """The classifier's predictions (all scores kept for the comparison, then ``top_k``),
+        and the images it classified compared with fp32."""
+        labels = self.spec.labels
+        full = self.classifier.finish_batch(sources, prepared, errors, timings, len(labels))
+        truth = [next(self._truth) for _ in sources]
+        ok = [i for i, p in enumerate(full) if p.ok]
+        if ok:
+            want = np.asarray(self.reference.run(np.stack([prepared[i] for i in ok])), np.float32)
+            scores = [dict(full[i].top) for i in ok]  # every label's score, exact float32
+            got = np.array([[row[label] for label in labels] for row in scores], np.float32)
+            self.tally.add(want, got, [truth[i] for i in ok])
+        return [replace(p, top=p.top[:top_k]) for p in full]
+
+    def agreement(self, precision: str) -> PrecisionAgreement:
+        """The agreement of the classifier's engine at ``precision`` with fp32, so far."""
+        return self.tally.result(precision, self.classifier.engine)

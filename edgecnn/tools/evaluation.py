@@ -18,15 +18,18 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.data.datasets import Labelled, find_images
 from edgecnn.errors import DatasetError, EdgecnnError, ModelError
 from edgecnn.export.calibration_images import load_images
 from edgecnn.tools import plots
 from edgecnn.tools.metrics import classification_report, format_report
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.engines.base import Engine
+    from edgecnn.tools.engine_precision import PrecisionAgreement
 
 Progress = Callable[[int, int], None]
 #: The split sub-folder eval prefers when DATA_DIR has one.
@@ -75,22 +78,20 @@ def _eval_onnx(
     precision: str = "f32",
 ) -> tuple[dict[str, Any], list[int], list[int], list[dict[str, str]]]:
     from edgecnn.runtime.classifier import Classifier
+    from edgecnn.tools import engine_precision
 
     # which engine runs bf16 / f16 (and refusing one that cannot) is the registry's rule
     clf = Classifier.load(model, provider=provider, threads=threads, precision=precision)
     labels = clf.spec.labels
     items, ignored, folder = labelled_images(data_dir, labels)
-    index = {label: i for i, label in enumerate(labels)}
-    y_true, y_pred, failures = [], [], []
-    predictions = clf.classify([str(p) for p, _ in items], batch_size=batch_size)
-    for done, (item, pred) in enumerate(zip(items, predictions, strict=True), start=1):
-        if pred.ok:
-            y_true.append(index[item[1]])
-            y_pred.append(index[pred.label])
-        else:
-            failures.append({"path": str(item[0]), "error": pred.error or "unknown error"})
-        if progress is not None:
-            progress(done, len(items))
+    reference = None if precision == "f32" else engine_precision.open_reference(model)
+    try:
+        y_true, y_pred, failures, agreement = classify_labelled(
+            clf, items, batch_size, progress, reference=reference, precision=precision
+        )
+    finally:
+        if reference is not None:
+            reference.close()
     info = {
         "model": str(model),
         "format": "onnx",
@@ -101,32 +102,46 @@ def _eval_onnx(
         "ignored": ignored,
         "total": len(items),
     }
-    if precision != "f32":
-        info["engine_precision"] = _agreement(clf, model, precision, items, index, failures)
+    if agreement is not None:
+        info["engine_precision"] = agreement.to_dict()
     return info, y_true, y_pred, failures
 
 
-def _agreement(
-    clf: Any,
-    model: str | Path,
-    precision: str,
+def classify_labelled(
+    clf: Classifier,
     items: list[Labelled],
-    index: dict[str, int],
-    failures: list[dict[str, str]],
-) -> dict[str, Any]:
-    """``precision`` against fp32 on the images that decoded (a second decoding pass)."""
-    from edgecnn.tools import engine_precision
+    batch_size: int,
+    progress: Progress | None = None,
+    *,
+    reference: Engine | None = None,
+    precision: str = "f32",
+) -> tuple[list[int], list[int], list[dict[str, str]], PrecisionAgreement | None]:
+    """Classify ``items`` with ``clf`` in one pipeline pass: true and predicted class indices
+    of the images read, the failures (path + error), and, with an fp32 ``reference`` engine,
+    the agreement of ``clf`` (opened at ``precision``) with it on the very same decoded
+    images: each image is decoded once and run once by each engine."""
+    from edgecnn.classify.input_discovery import scan
+    from edgecnn.runtime.batch_pipeline import BatchModel, Pipeline
+    from edgecnn.tools.engine_precision import ComparingModel
 
-    failed = {f["path"] for f in failures}
-    readable = [(str(p), index[label]) for p, label in items if str(p) not in failed]
-
-    def batches():
-        for start in range(0, len(readable), engine_precision.CHUNK):
-            chunk = readable[start : start + engine_precision.CHUNK]
-            arrays = np.stack([clf.prepare(path) for path, _ in chunk])
-            yield arrays, [label for _, label in chunk]
-
-    return engine_precision.measure(model, precision, batches()).to_dict()
+    labels = clf.spec.labels
+    index = {label: i for i, label in enumerate(labels)}
+    model: BatchModel = clf
+    if reference is not None:
+        model = ComparingModel(clf, reference, [index[label] for _, label in items])
+    found = scan([str(path) for path, _ in items])
+    predictions = Pipeline(model, batch_size=batch_size).run(found.items)
+    y_true, y_pred, failures = [], [], []
+    for done, (item, pred) in enumerate(zip(items, predictions, strict=True), start=1):
+        if pred.ok:
+            y_true.append(index[item[1]])
+            y_pred.append(index[pred.label])
+        else:
+            failures.append({"path": str(item[0]), "error": pred.error or "unknown error"})
+        if progress is not None:
+            progress(done, len(items))
+    agreement = model.agreement(precision) if isinstance(model, ComparingModel) else None
+    return y_true, y_pred, failures, agreement
 
 
 def _eval_keras(
