@@ -162,11 +162,12 @@ def coefficient_bytes(data: bytes) -> int:
     libjpeg keeps every coefficient (64 per 8x8 block of every component, 2 bytes each) when
     the image comes in several scans: progressive, or sequential with a scan per component.
     A 3 MB progressive 12200x12200 JPEG decoded at 1/8 scale (7 MB) peaks 430 MB higher.
+    Only the headers are read; a JPEG whose headers break off before the first scan counts.
     """
     i = _jpeg_frame(data)
     if i is None:
         return 0
-    if data[i + 1] not in _PROGRESSIVE_SOF and data.count(b"\xff\xda", i) < 2:
+    if data[i + 1] not in _PROGRESSIVE_SOF and _first_scan_components(data, i) == data[i + 9]:
         return 0
     height = int.from_bytes(data[i + 5 : i + 7], "big")
     width = int.from_bytes(data[i + 7 : i + 9], "big")
@@ -180,6 +181,31 @@ def coefficient_bytes(data: bytes) -> int:
         down = -(-height // (8 * v_max)) * v
         blocks += across * down
     return blocks * 64 * 2
+
+
+def _first_scan_components(data: bytes, frame: int) -> int | None:
+    """How many components the first scan of a JPEG holds (its SOS header's count), reading
+    only the marker segments from the frame header at offset ``frame`` to that scan; None when
+    they end or break before it.
+
+    libjpeg decides from this alone whether a sequential JPEG has several scans (fewer
+    components in the first scan than in the frame), so the entropy-coded data, nearly all of
+    the file, is never scanned.
+    """
+    i, end = frame, len(data)
+    while i + 5 <= end:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xDA:
+            return data[i + 4]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
 
 
 def _pillow_header(data: bytes) -> Header | None:

@@ -17,6 +17,7 @@ from edgecnn.errors import ImageError
 from edgecnn.preprocess import (
     IN_PLACE_BYTES,
     MAX_PIXELS,
+    coefficient_bytes,
     decode,
     load_image,
     prepare,
@@ -120,6 +121,25 @@ def test_large_jpeg_decodes_reduced_and_deterministically():
     assert decode(data, RGB).shape == (334, 500, 3)
     assert decode(data, RGB, reduce=False).shape == (2672, 4000, 3)
     assert np.array_equal(load_image(data, RGB), load_image(data, RGB))
+
+
+def test_only_multi_scan_jpegs_count_their_coefficients():
+    """libjpeg holds the whole image's coefficients when a JPEG has several scans, which the
+    header up to the first scan tells: progressive, or a first scan with fewer components than
+    the frame. A 201x100 4:2:0 image is 13x7 MCUs of 6 blocks, 128 bytes a block."""
+    image = thirds()
+    baseline = cv2.imencode(".jpg", image)[1].tobytes()
+    progressive = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert coefficient_bytes(progressive) == 13 * 7 * 6 * 128
+    assert coefficient_bytes(baseline) == 0
+    # Decided from the headers alone: bytes after the image that look like two more scans
+    # change nothing (counting start-of-scan markers read every byte of every JPEG).
+    assert coefficient_bytes(baseline + b"\xff\xda" * 2) == 0
+    sos = baseline.index(b"\xff\xda")
+    assert baseline[sos + 4] == 3  # one interleaved scan of Y, Cb and Cr
+    one_component_first = baseline[: sos + 4] + b"\x01" + baseline[sos + 5 :]
+    assert coefficient_bytes(one_component_first) == 13 * 7 * 6 * 128
+    assert coefficient_bytes(png_bytes(image)) == 0
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg"])
