@@ -333,9 +333,9 @@ def test_interpolation_is_the_one_bench_preprocesses_with(
     settings = Settings(batch_sizes=(3,), threads=(1,), interpolation="nearest", **FAST)
     run = Benchmark([str(color_model_path)], settings, images=textured_folder)
     report = run.run()
-    kind, batch = run.inputs[(16, 16, 3)]
-    assert kind == "images" and report["model_only"][0]["input"] == "images"
     own = Classifier.load(color_model_path).spec.input
+    kind, batch = run.inputs[replace(own, interpolation="nearest")]
+    assert kind == "images" and report["model_only"][0]["input"] == "images"
     assert own.interpolation == "area"  # the model's own
     paths = [item.path for item in run.items]
     nearest = np.stack([load_image(p, replace(own, interpolation="nearest")) for p in paths])
@@ -345,6 +345,25 @@ def test_interpolation_is_the_one_bench_preprocesses_with(
     assert model["interpolation"] == "nearest" and model["model_interpolation"] == "area"
     assert report["settings"]["interpolation"] == "nearest"
     assert report["end_to_end"][0]["ok"] == 3
+
+
+def test_models_of_one_shape_but_different_preprocessing_get_their_own_pixels(
+    color_model_path: Path, textured_folder: Path, tmp_path: Path
+) -> None:
+    """Prepared batches are shared by input spec, not by shape: a BGR, cropped model of the
+    same 16x16x3 input as the RGB, stretched one is timed on pixels prepared its own way."""
+    own = Classifier.load(color_model_path).spec.input
+    bgr_crop = replace(own, color="bgr", fit="crop").to_dict()
+    other = save(color_model(spec_overrides={"input": bgr_crop}), tmp_path / "bgr.onnx")
+    settings = Settings(batch_sizes=(3,), threads=(1,), **FAST)
+    run = Benchmark([str(color_model_path), str(other)], settings, images=textured_folder)
+    run.run()
+    paths = [item.path for item in run.items]
+    specs = [own, Classifier.load(other).spec.input]
+    assert specs[1] == replace(own, color="bgr", fit="crop")
+    expected = {np.stack([load_image(p, spec) for p in paths]).tobytes() for spec in specs}
+    assert len(expected) == 2  # the two preprocessings really give different pixels
+    assert {batch.tobytes() for _, batch in run.inputs.values()} == expected
 
 
 def test_bad_interpolation_is_a_bench_error() -> None:

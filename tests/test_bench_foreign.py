@@ -127,7 +127,7 @@ def test_a_described_foreign_model_runs_and_the_report_records_its_preprocessing
     # the pixels the model ran on are those of the described preprocessing
     spec = InputSpec(SIZE, SIZE, 3, "rgb", "pad", "nearest", anchor="left", pad_value=128)
     (run,) = runs
-    kind, batch = run.inputs[(SIZE, SIZE, 3)]
+    kind, batch = run.inputs[spec]
     paths = [item.path for item in run.items]
     assert kind == "images"
     assert np.array_equal(batch, np.stack([load_image(p, spec) for p in paths]))
@@ -152,7 +152,7 @@ def test_the_interpolation_given_reaches_the_prepared_pixels(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (run,) = runs
-    _, batch = run.inputs[(SIZE, SIZE, 3)]
+    ((_, batch),) = run.inputs.values()
     paths = [item.path for item in run.items]
     for interpolation in ("nearest", "bilinear"):
         spec = InputSpec(SIZE, SIZE, 3, "rgb", "stretch", interpolation)
@@ -170,8 +170,8 @@ def test_library_benchmark_takes_the_description(
     run = Benchmark([str(foreign_path)], settings, images=textured, foreign=foreign)
     report = run.run()
     assert report["models"][0]["preprocessing"]["interpolation"] == "area"
-    _, batch = run.inputs[(SIZE, SIZE, 3)]
     spec = InputSpec(SIZE, SIZE, 3, "rgb", "stretch", "area")
+    _, batch = run.inputs[spec]
     assert np.array_equal(batch, np.stack([load_image(i.path, spec) for i in run.items]))
 
 

@@ -207,9 +207,11 @@ class Benchmark:
         self.keras_pipeline: dict[str, Any] | None = None
         self.interrupted = False
         self.environment = environment()
-        #: The uint8 batches the model-only runs use, by input shape: ("synthetic" | "images",
-        #: a batch as large as the largest batch size, prepared as the models' preprocessing does).
-        self.inputs: dict[tuple[int, int, int], tuple[str, np.ndarray]] = {}
+        #: The uint8 batches the model-only runs use, by input spec (size, colour order, fit,
+        #: interpolation: everything that changes the prepared pixels, so two models of one
+        #: shape but different preprocessing never share a batch): ("synthetic" | "images", a
+        #: batch as large as the largest batch size).
+        self.inputs: dict[InputSpec, tuple[str, np.ndarray]] = {}
         self._agreement: dict[str, float] = {}
         #: engines measured side by side (``all`` resolved once: it opens every backend)
         self.providers = settings.providers
@@ -273,8 +275,8 @@ class Benchmark:
 
     def _inputs(self, spec: InputSpec) -> tuple[str, np.ndarray]:
         """("synthetic" | "images", a uint8 batch as large as the largest batch size)."""
-        if spec.shape in self.inputs:
-            return self.inputs[spec.shape]
+        if spec in self.inputs:
+            return self.inputs[spec]
         size = max(self.settings.batch_sizes)
         arrays = []
         for item in self.items[: 4 * size]:
@@ -289,7 +291,7 @@ class Benchmark:
         else:
             rng = np.random.default_rng(0)
             found = "synthetic", rng.integers(0, 256, (size, *spec.shape), dtype=np.uint8)
-        self.inputs[spec.shape] = found
+        self.inputs[spec] = found
         return found
 
     # --------------------------------------------------------------- steps
