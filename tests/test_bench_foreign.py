@@ -175,6 +175,28 @@ def test_library_benchmark_takes_the_description(
     assert np.array_equal(batch, np.stack([load_image(i.path, spec) for i in run.items]))
 
 
+@pytest.mark.slow
+def test_the_keras_baseline_resizes_as_the_described_model(
+    foreign_path: Path, textured: Path, tmp_path: Path
+) -> None:
+    """A described model's interpolation is the Keras baseline's too (predict's inputs and
+    the tutorials' pipeline), as --interpolation is for edgecnn models: it was bilinear."""
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(tmp_path / "k.keras")
+    foreign = Foreign(["a", "b", "c"], (SIZE, SIZE), interpolation="nearest", scale=1 / 255)
+    settings = Settings(batch_sizes=(3,), threads=(1,), iterations=2, warmup=0)
+    run = Benchmark(
+        [str(foreign_path)], settings, images=textured, keras=tmp_path / "k.keras", foreign=foreign
+    )
+    report = run.run()
+    assert report["keras_pipeline"]["interpolation"] == "nearest"
+    keras_spec = InputSpec(SIZE, SIZE, 3, "rgb", "crop", "nearest")
+    _, batch = run.inputs[keras_spec]
+    assert np.array_equal(batch, np.stack([load_image(i.path, keras_spec) for i in run.items]))
+
+
 def test_without_a_description_the_error_names_the_flags(foreign_path: Path) -> None:
     result = bench(str(foreign_path), *FAST)
     assert result.exit_code == 1

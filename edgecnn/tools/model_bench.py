@@ -317,7 +317,7 @@ class Benchmark:
         if keras_model is not None and self.keras_info is not None:
             height, width, channels = (int(d) for d in keras_model.inputs[0].shape[1:4])
             color = "gray" if channels == 1 else classifiers[0][1].spec.input.color
-            interpolation = self.settings.interpolation or keras_baseline.TUTORIAL_INTERPOLATION
+            interpolation = self._keras_interpolation()
             spec = InputSpec(height, width, channels, color, interpolation=interpolation)
             kind, data = self._inputs(spec)
             xf = data[:batch].astype(keras_model.inputs[0].dtype or "float32")
@@ -371,11 +371,19 @@ class Benchmark:
             )
             return
         fit = self.model_info[0]["fit"] if self.model_info else "crop"
-        interpolation = self.settings.interpolation or keras_baseline.TUTORIAL_INTERPOLATION
         self.progress("Keras tutorial pipeline: image_dataset_from_directory + predict")
         self.keras_pipeline = keras_baseline.time_tutorial_pipeline(
-            model, images, fit, interpolation
+            model, images, fit, self._keras_interpolation()
         )
+
+    def _keras_interpolation(self) -> str:
+        """The resize of the Keras baseline's inputs: the run's --interpolation override, else
+        the described (metadata-less) models' interpolation, else the tutorials' default."""
+        if self.settings.interpolation is not None:
+            return self.settings.interpolation
+        if self.foreign is not None:
+            return self.foreign.interpolation
+        return keras_baseline.TUTORIAL_INTERPOLATION
 
     # --------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
