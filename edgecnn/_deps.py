@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 from types import ModuleType
 
 from edgecnn.errors import MissingDependencyError
@@ -32,9 +33,18 @@ TENSORFLOW_STARTUP_NOISE = re.compile(
 )
 
 
-def is_tensorflow_startup_noise(line: str) -> bool:
-    """A banner line TensorFlow prints at import whatever its log level (not an error)."""
-    return bool(TENSORFLOW_STARTUP_NOISE.search(line))
+def pass_on_stderr(text: str, *, drop_startup_noise: bool = True) -> None:
+    """Write the non-blank lines of ``text`` (what native code or the export's TensorFlow
+    child printed) to ``sys.stderr``; with ``drop_startup_noise``, without TensorFlow's
+    start-up banners (:data:`TENSORFLOW_STARTUP_NOISE`), so real errors still show."""
+    kept = [
+        line
+        for line in text.splitlines()
+        if line.strip() and not (drop_startup_noise and TENSORFLOW_STARTUP_NOISE.search(line))
+    ]
+    if kept:
+        sys.stderr.write("\n".join(kept) + "\n")
+        sys.stderr.flush()
 
 
 def tensorflow() -> ModuleType:

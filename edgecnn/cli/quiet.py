@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from edgecnn._deps import TENSORFLOW_STARTUP_NOISE
+from edgecnn._deps import pass_on_stderr
 
 #: Environment for the CLI process (set only where the user has not set them).
 QUIET_ENV = {
@@ -26,8 +26,6 @@ QUIET_ENV = {
     "OPENCV_LOG_LEVEL": "ERROR",  # "[ WARN:0@0.2] global cap.cpp ... can't be used to capture"
     "OPENCV_FFMPEG_LOGLEVEL": "-8",  # FFmpeg's own "[tcp @ 0x..] Connection refused"
 }
-
-_NOISE = TENSORFLOW_STARTUP_NOISE
 
 
 def quiet_environment(verbose: bool) -> None:
@@ -56,11 +54,7 @@ def native_stderr_filtered(verbose: bool) -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            text = capture.read().decode("utf-8", "replace")
-            kept = [line for line in text.splitlines() if line and not _NOISE.search(line)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-                sys.stderr.flush()
+            pass_on_stderr(capture.read().decode("utf-8", "replace"))
 
 
 #: Packages whose import prints native start-up banners (TensorFlow loads its libraries twice).

@@ -17,8 +17,6 @@ TensorFlow to be quiet, ``TF_CPP_MIN_LOG_LEVEL``).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
 import json
 import os
@@ -34,6 +32,7 @@ import numpy as np
 
 from edgecnn import _deps
 from edgecnn.errors import EdgecnnError, ExportError, MissingDependencyError
+from edgecnn.heap import return_freed_memory
 
 JOB, IMAGES, RESULT, REFERENCE, FP32 = (
     "job.json",
@@ -137,14 +136,7 @@ def _pass_on(stderr: str) -> None:
     """The child's stderr to ours, minus TensorFlow's start-up banners if TensorFlow was told
     to be quiet (what the same import would have shown in this process)."""
     quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")
-    kept = [
-        line
-        for line in stderr.splitlines()
-        if line.strip() and not (quiet and _deps.is_tensorflow_startup_noise(line))
-    ]
-    if kept:
-        sys.stderr.write("\n".join(kept) + "\n")
-        sys.stderr.flush()
+    _deps.pass_on_stderr(stderr, drop_startup_noise=quiet)
 
 
 # --- the child -----------------------------------------------------------------------------
@@ -174,7 +166,7 @@ def keras_half(job: KerasJob, images: np.ndarray, folder: Path, say: Log) -> dic
             "(an untrained or collapsed model), or pass --force to export it anyway"
         )
     np.save(folder / REFERENCE, probs, allow_pickle=False)
-    _release_free_memory()  # the reference run's activations, before the conversion's peak
+    return_freed_memory()  # the reference run's activations, before the conversion's peak
     say(f"converting to ONNX (opset {job.opset}, output: {output_kind})")
     frozen = convert.freeze(
         kmodel,
@@ -194,12 +186,6 @@ def keras_half(job: KerasJob, images: np.ndarray, folder: Path, say: Log) -> dic
         "output_kind": output_kind,
         "versions": {"tf2onnx": _deps.tf2onnx().__version__, "keras": _deps.keras().__version__},
     }
-
-
-def _release_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc only; elsewhere nothing)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def main(folder: str) -> int:

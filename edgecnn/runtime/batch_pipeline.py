@@ -8,7 +8,6 @@ out in input order, one per input, errors included.
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 from collections import deque
@@ -21,6 +20,7 @@ import numpy as np
 
 from edgecnn.classify.input_discovery import Item
 from edgecnn.errors import ImageError
+from edgecnn.heap import return_freed_memory
 from edgecnn.preprocess import MAX_PIXELS, ImageInput, decode, describe_source, prepare
 from edgecnn.runtime.prediction import Prediction
 from edgecnn.spec import InputSpec, ModelSpec
@@ -52,24 +52,6 @@ DECODE_BUDGET = 256 * 1024 * 1024
 
 #: After a decode that reserved at least this much, freed heap memory goes back to the system.
 TRIM_FROM = 16 * 1024 * 1024
-
-
-def return_freed_memory() -> None:
-    """Hand freed heap pages back to the operating system (glibc's ``malloc_trim``; nothing
-    elsewhere).
-
-    glibc gives each thread its own heap and keeps what a decoder frees there for that thread's
-    next use: libjpeg's coefficient buffers (69 MB for a progressive 4800x4800 JPEG) stayed
-    resident in every worker that had decoded one, so RSS grew towards workers x the largest
-    decode although the budget let one run at a time. Frees only unused pages; changes no
-    setting of the host process.
-    """
-    try:
-        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except (OSError, TypeError):  # no process-wide symbol table (Windows)
-        return
-    if trim is not None:
-        trim(0)
 
 
 @dataclass(frozen=True)
