@@ -69,15 +69,13 @@ def freeze(
         return {OUTPUT_NAME: y}
 
     with _conversion_errors():
-        frozen = lean_conversion.freeze(serve.get_concrete_function())
-    frozen.opset = opset
-    return frozen
+        return lean_conversion.freeze(serve.get_concrete_function(), opset)
 
 
 def frozen_to_onnx(frozen: lean_conversion.Frozen) -> Any:
     """The fp32 ``onnx.ModelProto`` meeting the contract, from :func:`freeze`'s result."""
     with _conversion_errors():
-        proto = lean_conversion.convert_frozen(frozen, frozen.opset)
+        proto = lean_conversion.convert_frozen(frozen)
     inputs = [v.name for v in proto.graph.input]
     outputs = [v.name for v in proto.graph.output]
     if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:

@@ -48,7 +48,8 @@ class _LeanLoopFailed(Exception):
 @dataclass
 class Frozen:
     """A concrete function frozen to a GraphDef whose large constants' bytes are held apart
-    (``values``: node name -> bytes), with the names tf2onnx needs; the model is not needed."""
+    (``values``: node name -> bytes), with the names and the ONNX opset tf2onnx needs: all the
+    conversion takes, the model is not needed."""
 
     graph_def: Any
     values: dict[str, bytes]
@@ -56,11 +57,12 @@ class Frozen:
     output_names: list[str]
     rename: dict[str, str]
     name: str
-    opset: int = 0  # set by the caller that knows it (edgecnn.export.convert.freeze)
+    opset: int
 
 
-def freeze(concrete: Any) -> Frozen:
-    """Freeze a concrete ``tf.function`` with one tensor input (variables become constants)."""
+def freeze(concrete: Any, opset: int) -> Frozen:
+    """Freeze a concrete ``tf.function`` with one tensor input (variables become constants),
+    to be converted at ``opset``."""
     tf = _deps.tensorflow()
     tf2onnx = _deps.tf2onnx()
     from tf2onnx import tf_loader
@@ -77,19 +79,19 @@ def freeze(concrete: Any) -> Frozen:
     # message goes): a re-parsed copy holds only the small graph.
     compact = type(graph_def).FromString(graph_def.SerializeToString())
     del graph_def
-    return Frozen(compact, values, input_names, output_names, rename, concrete.name)
+    return Frozen(compact, values, input_names, output_names, rename, concrete.name, opset)
 
 
-def convert_frozen(frozen: Frozen, opset: int) -> Any:
+def convert_frozen(frozen: Frozen) -> Any:
     """An ``onnx.ModelProto`` for a frozen function (lean loop, tf2onnx's loop if it fails).
     Consumes ``frozen.values`` (their bytes are in the returned model)."""
     try:
-        return _convert(frozen, opset, lean=True)
+        return _convert(frozen, lean=True)
     except _LeanLoopFailed:
-        return _convert(frozen, opset, lean=False)
+        return _convert(frozen, lean=False)
 
 
-def _convert(frozen: Frozen, opset: int, *, lean: bool) -> Any:
+def _convert(frozen: Frozen, *, lean: bool) -> Any:
     tf = _deps.tensorflow()
     from tf2onnx import optimizer
     from tf2onnx.tfonnx import process_tf_graph
@@ -100,7 +102,7 @@ def _convert(frozen: Frozen, opset: int, *, lean: bool) -> Any:
             graph = process_tf_graph(
                 tf_graph,
                 continue_on_error=True,
-                opset=opset,
+                opset=frozen.opset,
                 input_names=frozen.input_names,
                 output_names=frozen.output_names,
                 const_node_values=frozen.values,
