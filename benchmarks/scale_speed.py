@@ -121,6 +121,7 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
     from edgecnn.scale.dataset_pipeline import (
         PREPARE_CPUS,
         default_prepare_threads,
+        given_settings,
         guess_prepare_batch,
     )
 
@@ -134,21 +135,14 @@ def run_ray(folder: Path, model: Path, out: Path, args: argparse.Namespace) -> d
     ray.data.DataContext.get_current().enable_progress_bars = False
     handle = open_model(str(model))
     prepare_cpus = args.prepare_cpus or PREPARE_CPUS
-    count = local_ray.decode_workers(
-        available_cores(), args.actor_cpus or 1.0, args.actors, prepare_cpus
+    warm = 0 if args.cold else local_ray.warm_up(args.actors, args.actor_cpus or 1.0, prepare_cpus)
+    tuning = given_settings(  # otherwise classify_dataset's defaults, as the CLI runs
+        batch_size=args.ray_batch,
+        actor_cpus=args.actor_cpus,
+        prepare_cpus=args.prepare_cpus,
+        prepare_batch=args.prepare_batch,
+        prepare_threads=args.prepare_threads,
     )
-    warm = local_ray.warm_decode_workers(count, prepare_cpus) if not args.cold else 0
-    tuning = {  # only what was given: otherwise classify_dataset's defaults, as the CLI runs
-        name: value
-        for name, value in (
-            ("batch_size", args.ray_batch),
-            ("actor_cpus", args.actor_cpus),
-            ("prepare_cpus", args.prepare_cpus),
-            ("prepare_batch", args.prepare_batch),
-            ("prepare_threads", args.prepare_threads),
-        )
-        if value is not None
-    }
     dataset = classify_dataset(
         [str(folder)],
         handle,

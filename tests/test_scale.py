@@ -29,7 +29,7 @@ from edgecnn.scale import ClassifyImages, classify_dataset, parse_actors
 from edgecnn.scale.dataset_pipeline import default_prepare_threads, guess_prepare_batch
 from edgecnn.scale.image_stage import prepare_images
 from edgecnn.scale.inference_stage import EXTRA_COLUMNS
-from edgecnn.scale.local_ray import decode_workers, warm_decode_workers
+from edgecnn.scale.local_ray import decode_workers, warm_decode_workers, warm_up
 from edgecnn.scale.result_output import check_output, output_kind
 from edgecnn.spec import InputSpec
 from tests.conftest import write_color_image
@@ -210,8 +210,10 @@ def test_decoding_stays_a_stage_of_its_own_without_deprecated_arguments(
 
 @pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
 def test_warm_up_holds_one_process_per_decode_task(local_ray):
-    """Each warm-up task waits for the others, so each ran in a process of its own."""
+    """Each warm-up task waits for the others, so each ran in a process of its own; the run's
+    warm-up fills the module's 2 CPUs beside one 1-CPU actor with 0.25-CPU tasks."""
     assert warm_decode_workers(3, 0.25) == 3
+    assert warm_up(1, 1.0, 0.25) == 4
 
 
 @pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)

@@ -24,6 +24,7 @@ from edgecnn.scale.dataset_pipeline import (
     PREPARE_CPUS,
     ModelHandle,
     classify_dataset,
+    given_settings,
     open_model,
     parse_actors,
 )
@@ -71,8 +72,7 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
     handle = open_model(choice.model, provider=choice.provider, foreign=choice.foreign)
     resources = ray.cluster_resources()
     if fresh:  # started on this machine: warm the processes decode tasks will run in
-        count = local_ray.decode_workers(resources.get("CPU", 1.0), 1.0, pool[0], PREPARE_CPUS)
-        local_ray.warm_decode_workers(count, PREPARE_CPUS)
+        local_ray.warm_up(pool[0], 1.0, PREPARE_CPUS)
     startup = time.perf_counter() - started
     say(
         f"ray: {'started here' if local else 'joined ' + address}: {len(ray.nodes())} node(s), "
@@ -80,7 +80,6 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         f"in {startup:.1f} s"
     )
     done = done_paths_ref(run.output) if run.resume and kind == PARQUET else None
-    sizes = {"batch_size": run.batch_size, "prepare_batch": run.prepare_batch}
     dataset = classify_dataset(
         list(run.sources),
         handle,
@@ -91,7 +90,7 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         recursive=run.recursive,
         actors=pool,
         done=done,
-        **{name: value for name, value in sizes.items() if value is not None},
+        **given_settings(batch_size=run.batch_size, prepare_batch=run.prepare_batch),
     )
     began = time.perf_counter()
     try:

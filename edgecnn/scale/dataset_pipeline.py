@@ -139,6 +139,12 @@ def _pool(rd: Any, actors: tuple[int, int | None], actor_cpus: float, gpus: floa
     return rd.ActorPoolStrategy(min_size=low, max_size=high)
 
 
+def given_settings(**settings: Any) -> dict[str, Any]:
+    """The :func:`classify_dataset` settings that were given (None: not given, left out so its
+    defaults apply): how the CLI and the scale benchmark pass their optional flags."""
+    return {name: value for name, value in settings.items() if value is not None}
+
+
 def classify_dataset(
     paths_or_dataset: Any,
     model: str | Path | bytes | ModelHandle | None = None,

@@ -74,3 +74,14 @@ def warm_decode_workers(count: int, prepare_cpus: float, timeout: float = 30.0) 
     with tempfile.TemporaryDirectory(prefix="edgecnn-warm-") as folder:
         pids = ray.get([hold.remote(folder, count, timeout) for _ in range(count)])
     return len(set(pids))
+
+
+def warm_up(actors: int, actor_cpus: float, prepare_cpus: float) -> int:
+    """Warm the decode workers that fit beside ``actors`` inference actors on this (just
+    started, single-machine) Ray instance's CPUs: the one warm-up of the CLI and the scale
+    benchmark. Returns how many processes are warm."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    count = decode_workers(cpus, actor_cpus, actors, prepare_cpus)
+    return warm_decode_workers(count, prepare_cpus)
