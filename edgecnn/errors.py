@@ -5,6 +5,18 @@ The CLI maps these to exit codes and one-line messages; library users catch them
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
+#: An API parameter named in a message: in backquotes (`` `input_size` ``), never as a CLI flag.
+_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def with_names(message: str, names: Mapping[str, str]) -> str:
+    """``message`` with each `` `parameter` `` that ``names`` maps replaced by the name the
+    reader knows it by (the CLI's flag: `` `logits` `` -> ``--logits``); others stay."""
+    return _PARAMETER.sub(lambda m: names.get(m.group(1), m.group(0)), message)
+
 
 class EdgecnnError(Exception):
     """Base class of every error edgecnn raises on purpose."""

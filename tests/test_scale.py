@@ -18,10 +18,12 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
 
-from edgecnn import Classifier
+from edgecnn import Classifier, Foreign
 from edgecnn.classify.result_files import columns
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
@@ -33,7 +35,7 @@ from edgecnn.scale.local_ray import decode_workers, warm_decode_workers, warm_up
 from edgecnn.scale.result_output import check_output, output_kind
 from edgecnn.spec import InputSpec
 from tests.conftest import write_color_image
-from tests.models import color_model, save
+from tests.models import IR_VERSION, color_model, save
 
 ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -108,6 +110,37 @@ def test_parse_actors():
     for bad in ("0", "4:2", "x", "1:y"):
         with pytest.raises(ValueError, match="actors"):
             parse_actors(bad)
+
+
+def raw_model(path: Path) -> Path:
+    """A 16x16 RGB model without metadata whose outputs are the mean colour (0..255): not
+    probabilities, so its rows are errors that point to `` `logits` ``."""
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 16, 16, 3])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3])
+    axes = numpy_helper.from_array(np.array([1, 2], np.int64), "axes")
+    nodes = [
+        helper.make_node("Cast", ["image"], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["x", "axes"], ["out"], keepdims=0),
+    ]
+    graph = helper.make_graph(nodes, "raw", [image], [out], [axes])
+    opsets = [helper.make_opsetid("", 18)]
+    return save(helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION), path)
+
+
+def test_rows_name_parameters_as_the_caller_asks(tmp_path: Path):
+    """The rows' errors name the API parameter (`` `logits` ``) unless the caller maps it (the
+    CLI: ``--logits``, as local classify's rows say). The actor class runs without Ray here."""
+    model = raw_model(tmp_path / "raw.onnx")
+    write_color_image(tmp_path / "red.png", "red")
+    batch = {"path": np.array([str(tmp_path / "red.png")]),
+             "bytes": np.array([(tmp_path / "red.png").read_bytes()], dtype=object)}  # fmt: skip
+    foreign = Foreign(["r", "g", "b"], (16, 16))
+    for names, says in [(None, "run it with `logits`"), ({"logits": "--logits"}, "--logits")]:
+        actor = ClassifyImages(str(model), provider="cpu", foreign=foreign, names=names)
+        (error,) = actor(batch).column("error").to_pylist()
+        assert error.endswith(says), error
+        assert ("`" in error) == (names is None)
+    assert not ray.is_initialized()  # the actor class outside Ray does not start one
 
 
 def test_prepare_batch_follows_file_sizes(tmp_path: Path):
@@ -308,6 +341,25 @@ def test_cli_parquet_resume_and_csv(local_ray, workspace: Path, tmp_path: Path):
             r["path"]: (r["status"], r["label"] or None, r["error"] or None) for r in reader
         }
     assert ray_rows == local_rows(workspace / "color.onnx", [str(images)])
+
+
+@pytest.mark.slow  # needs the module's Ray instance (~10 s to start, more per test)
+def test_cli_rows_and_summary_name_the_logits_flag(local_ray, workspace: Path, tmp_path: Path):
+    """As local classify: a model whose outputs are not probabilities gets error rows (and a
+    summary) that say --logits, the flag, not the API's `` `logits` ``."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("red\ngreen\nblue\n")
+    out = tmp_path / "rows.csv"
+    result = CliRunner().invoke(cli, [
+        "classify", str(workspace / "images" / "000_red.jpg"), "--engine", "ray", "-o", str(out),
+        "--model", str(raw_model(tmp_path / "raw.onnx")), "--labels", str(labels),
+        "--input-size", "16x16",
+    ])  # fmt: skip
+    assert result.exit_code == 1 and "nothing could be classified" in result.output
+    with open(out, newline="") as fh:
+        (row,) = csv.DictReader(fh)
+    for text in (row["error"], result.output):
+        assert "run it with --logits" in text and "`" not in text, text
 
 
 @pytest.mark.slow  # starts a Ray instance of its own in the child process

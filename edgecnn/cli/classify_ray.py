@@ -18,6 +18,7 @@ import click
 
 from edgecnn._deps import ray_data
 from edgecnn.classify.result_files import display
+from edgecnn.cli.flags import current_flags
 from edgecnn.cli.options import ModelChoice
 from edgecnn.scale import local_ray
 from edgecnn.scale.dataset_pipeline import (
@@ -90,6 +91,7 @@ def classify_on_ray(choice: ModelChoice, run: RayRun, *, address: str | None, ac
         recursive=run.recursive,
         actors=pool,
         done=done,
+        names=current_flags(),  # rows say --logits, as local classify's do
         **given_settings(batch_size=run.batch_size, prepare_batch=run.prepare_batch),
     )
     began = time.perf_counter()

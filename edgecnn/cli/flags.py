@@ -8,11 +8,9 @@ no option for stays as it is.
 
 from __future__ import annotations
 
-import re
-
 import click
 
-_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+from edgecnn.errors import with_names
 
 
 def _flags(command: click.Command | None) -> dict[str, str]:
@@ -35,11 +33,16 @@ def _flags(command: click.Command | None) -> dict[str, str]:
 
 def cli_message(message: str, command: click.Command | None) -> str:
     """``message`` with each `` `parameter` `` replaced by ``command``'s flag for it."""
-    flags = _flags(command)
-    return _PARAMETER.sub(lambda m: flags.get(m.group(1), m.group(0)), message)
+    return with_names(message, _flags(command))
+
+
+def current_flags() -> dict[str, str]:
+    """API parameter name -> flag of the command running now (for messages written elsewhere:
+    the rows Ray actors make)."""
+    ctx = click.get_current_context(silent=True)
+    return _flags(ctx.command if ctx else None)
 
 
 def as_flags(message: str) -> str:
     """:func:`cli_message` for the command running now (for notes and warnings it prints)."""
-    ctx = click.get_current_context(silent=True)
-    return cli_message(message, ctx.command if ctx else None)
+    return with_names(message, current_flags())

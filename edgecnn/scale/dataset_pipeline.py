@@ -164,6 +164,7 @@ def classify_dataset(
     ship_model: bool | None = None,
     done: Any = None,
     inference: type[ClassifyImages] = ClassifyImages,
+    names: Mapping[str, str] | None = None,
 ) -> Any:
     """A lazy ``ray.data.Dataset`` of result rows (see ``result_schema``), one per input.
 
@@ -178,6 +179,7 @@ def classify_dataset(
     :func:`guess_prepare_batch`); ``prepare_threads``: threads per decode task (default:
     :data:`PREPARE_THREADS` for files of :data:`THREADED_BYTES` or more, else 1).
     ``inference``: the actor class (a subclass of ClassifyImages, e.g. adding columns).
+    ``names``: how the rows' errors name the API parameters they mention (see ClassifyImages).
     """
     rd = ray_data()
     handle = (
@@ -199,6 +201,8 @@ def classify_dataset(
     )
     gpus = 1.0 if provider in GPU_PROVIDERS else 0.0
     settings = {"provider": provider, "threads": threads, "foreign": foreign, "top_k": top_k}
+    if names:
+        settings["names"] = dict(names)
     return prepared.map_batches(
         inference,
         batch_size=batch_size,

@@ -17,16 +17,19 @@ Usable on its own in a user's pipeline::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from edgecnn.classify.result_files import columns, record
-from edgecnn.errors import ModelError
+from edgecnn.errors import ModelError, with_names
 from edgecnn.runtime.classifier import Classifier, Foreign
 from edgecnn.scale.image_stage import load_bytes_row
 from edgecnn.scale.input_listing import is_uri, read_uri_bytes
@@ -71,22 +74,22 @@ def model_bytes(model: str | bytes | Any) -> bytes:
 
 
 def _actor_cpus() -> int:
-    try:
+    cpus = 1.0  # not inside Ray: one thread, like one CPU
+    with contextlib.suppress(Exception):
         import ray
 
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    except Exception:  # not inside Ray: one thread, like one CPU
-        cpus = 1.0
+        if ray.is_initialized():  # asking the runtime context outside Ray would start Ray
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     return max(1, math.ceil(cpus))
 
 
 def _node() -> str:
-    try:
+    with contextlib.suppress(Exception):
         import ray
 
-        return ray.get_runtime_context().get_node_id()
-    except Exception:
-        return ""
+        if ray.is_initialized():  # asking the runtime context outside Ray would start Ray
+            return ray.get_runtime_context().get_node_id()
+    return ""
 
 
 class ClassifyImages:
@@ -95,7 +98,9 @@ class ClassifyImages:
     ``model``: a local path (must exist on every node), a URI (``s3://.../model.onnx``), bytes,
     or an ObjectRef of bytes. ``model_sha256``: when given, an actor whose copy of the model
     differs refuses to start (a stale file on one node). ``threads``: intra-op threads (default:
-    the CPUs Ray assigned to this actor).
+    the CPUs Ray assigned to this actor). ``names``: how the rows' errors name the API
+    parameters they mention (the CLI passes its flags, so a row says ``--logits`` as local
+    classify's do; default: `` `logits` ``).
     """
 
     def __init__(
@@ -107,7 +112,9 @@ class ClassifyImages:
         foreign: Foreign | None = None,
         top_k: int = 1,
         model_sha256: str | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> None:
+        self.names = dict(names or {})
         data = model_bytes(model)
         digest = hashlib.sha256(data).hexdigest()
         if model_sha256 is not None and digest != model_sha256:
@@ -152,6 +159,11 @@ class ClassifyImages:
             error_list = [x.error for x in loaded]
             timings = [x.timings for x in loaded]
         predictions = self.classifier.finish_batch(paths, prepared, error_list, timings, self.top_k)
+        if self.names:
+            predictions = [
+                replace(p, error=with_names(p.error, self.names)) if p.error else p
+                for p in predictions
+            ]
         rows = [record(p, self.top_k) for p in predictions]
         table = {name: [row[name] for row in rows] for name in columns(self.top_k)}
         table["model_sha256"] = [self.sha256] * len(rows)
