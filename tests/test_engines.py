@@ -358,6 +358,38 @@ def test_auto_races_real_engines_and_says_what_runs(batch):
     assert all(r.label in engine.describe() for r in choice.routes)  # each one's ms/image
 
 
+class ThreeTimes(CountingEngine):
+    """A real engine made three times slower: each batch runs three times."""
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.inner.run(batch)
+        self.inner.run(batch)
+        return super().run(batch)
+
+
+def test_decided_race_sends_batches_straight_to_the_winner_and_counts_every_one(batch):
+    """After the race, most batches skip the bookkeeping (COAST) yet every batch is counted
+    for the engine that ran it (the re-timing schedule runs on these counts and times)."""
+    from edgecnn.runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+    from edgecnn.runtime.engines.racing import COAST, RacingEngine
+
+    model = default_model_path("cpu")
+    fast, slow = CountingEngine(OnnxRuntimeEngine(model)), ThreeTimes(OnnxRuntimeEngine(model))
+    race_engine = RacingEngine([lambda: slow, lambda: fast], ["slow", "fast"])
+    while "(racing)" in race_engine.provider or not race_engine.provider.startswith("fast"):
+        race_engine.run(batch[:1])
+    race = race_engine._races[0]
+    decided_at = list(race.runs)
+    for _ in range(4 * (COAST + 1)):
+        race_engine.run(batch[:1])
+    assert race.coast + race.coasted == COAST  # batches since the last timed one, or to come
+    for _ in range(3000):
+        race_engine.run(batch[:1])
+    counted = [race.runs[i] + (race.coasted if i == race.winner else 0) for i in range(2)]
+    assert counted == [len(slow.sizes), len(fast.sizes)]
+    assert counted[1] - decided_at[1] > 0.9 * (sum(counted) - sum(decided_at))
+
+
 def test_doctor_lists_every_engine_and_a_machine_without_nvidia_driver_gets_no_cuda_note(
     color_model_path, tmp_path
 ):
