@@ -259,17 +259,25 @@ def test_race_corrects_a_wrong_first_choice_within_seconds_of_running():
     assert clock.now - start < 2.0
 
 
-def test_race_ignores_a_preempted_sample_and_a_candidate_within_the_margin():
+def test_race_keeps_its_winner_against_a_candidate_within_the_margin():
+    """A challenger 1% faster than the winner is noise on a shared machine, not a reason to
+    switch (MARGIN 3%); and a preempted sample in the winner's window when a challenger is
+    re-timed starts no duel (the median of the window decides, not its mean)."""
     clock = Clock()
     race = Race(2, clock=clock)
-    speed = {0: 0.00100, 1: 0.00101}  # 1% apart: noise, not a reason to switch back and forth
+    speed = {0: 0.00105, 1: 0.00100}  # candidate 1 is the faster one while they race
     drive(race, clock, lambda i, _: speed[i], 3000)
-    assert race.decided()
-    winner = race.best()
-    race.times[winner].append(1.0)  # one sample hit by a 10 ms preemption of another process
-    picks = drive(race, clock, lambda i, _: speed[i], 300_000)
-    assert race.best() == winner
-    assert picks.count(winner) > 0.95 * len(picks)
+    assert race.decided() and race.best() == 1
+    speed[0] = 0.00099  # now candidate 0 is 1% faster
+    picks = until_retimed(race, clock, lambda i, _: speed[i])
+    race.times[1].append(1.0)  # the winner's latest sample was hit by a 1 s preemption
+    duels = 0
+    for _ in range(200_000):  # ~200 s of batches: ~20 re-timings of candidate 0
+        picks += drive(race, clock, lambda i, _: speed[i], 1)
+        duels += bool(race.duel)
+    assert duels == 0
+    assert race.best() == 1
+    assert picks.count(1) > 0.95 * len(picks)
 
 
 def test_race_switches_only_on_fresh_numbers_of_both_sides():
