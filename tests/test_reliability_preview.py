@@ -55,28 +55,31 @@ def test_stalled_viewers_free_their_slots_and_idle_connections_lock_nobody_out()
                 stop.wait(0.02)
 
         feeder = threading.Thread(target=feed, daemon=True)
-        feeder.start()
         stalled = []
         try:
-            for _ in range(MAX_CLIENTS):  # every slot taken by a viewer that never reads
+            # Every slot taken by a viewer that never reads. No frame is published yet, so
+            # nothing is written to them and none can be dropped before the real viewer asks.
+            for _ in range(MAX_CLIENTS):
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 sock.sendall(
                     f"GET /stream.mjpg HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
                 )
                 stalled.append(sock)
+                # Its slot is taken once its 200 arrives: peeked, so it still reads nothing.
+                # (Connections are served by threads, so a later request can otherwise take a
+                # slot before an earlier one and leave a stalled viewer refused instead.)
+                status_line = sock.recv(12, socket.MSG_PEEK | socket.MSG_WAITALL)
+                assert status_line == b"HTTP/1.1 200", status_line
+            assert _get(port, "/stream.mjpg", f"localhost:{port}") == 503
+            feeder.start()  # frames fill the stalled viewers' buffers; their writes block
             statuses = [_get(port, "/stream.mjpg", f"localhost:{port}")]
-            for _ in range(100):  # the stalled viewers hold every slot: a real one is refused
-                if statuses[-1] == 503:
-                    break
-                stop.wait(0.05)
-                statuses.append(_get(port, "/stream.mjpg", f"localhost:{port}"))
-            for _ in range(100):  # ... until they are dropped for not reading
+            for _ in range(300):  # refused until they are dropped for not reading
                 if statuses[-1] == 200:
                     break
                 stop.wait(0.1)
                 statuses.append(_get(port, "/stream.mjpg", f"localhost:{port}"))
-            assert 503 in statuses and statuses[-1] == 200, statuses
+            assert statuses[-1] == 200, statuses
             for _ in range(300):  # 300 connections that never send a request
                 idle = socket.socket()
                 idle.setblocking(False)
@@ -87,4 +90,5 @@ def test_stalled_viewers_free_their_slots_and_idle_connections_lock_nobody_out()
             stop.set()
             for sock in stalled:
                 sock.close()
-            feeder.join(5)
+            if feeder.is_alive():
+                feeder.join(5)
