@@ -5,8 +5,9 @@ doing: measured on this project's 2-core box, onnxruntime with spinning threads 
 on the small bundled fp32 model when the machine is quiet and 3x slower than OpenVINO when
 other processes share the cores; OpenVINO wins the large models. So instead of a fixed rule,
 :class:`RacingEngine` opens the candidates ``auto`` picked (at load, with a warm-up run each)
-and, per batch-size class (1, 2-3, 4-7, 8-15, ...), visits them in turn on the first batches,
-then sends every batch to the one with the lowest median time per image, and re-times another
+and, per batch-size class (1, 2-3, 4-7, 8-15, ...), visits them in turn on the first batches
+(3 samples each; candidates within 2x of the best race on to 9 and are compared in pairs of
+neighbouring visits), then sends every batch to the fastest, and re-times another
 candidate after 1, 2, 4, 8 and then every :data:`EXPLORE_SECONDS` seconds of its own running,
 so a wrong first choice is corrected soon and a change of load is followed.
 
@@ -50,8 +51,18 @@ SETTLE_SECONDS = 0.05
 #: One timed sample spans consecutive runs of at least this long: a single 0.2 ms run of a
 #: small model is mostly timer and scheduler noise.
 SAMPLE_SECONDS = 0.02
-#: Samples per candidate the decision looks at (the newest ones); also a duel's length.
+#: A duel's length: the winner's and the challenger's samples taken in turns (W C W C W).
 WINDOW = 3
+#: Candidates whose medians are within this factor of the best one after the first
+#: :data:`SAMPLES` (1.0: up to twice as slow) race on, alone, to :data:`CLOSE_SAMPLES`
+#: samples each, and their interleaved visits are compared in pairs, newest with newest (a
+#: phase of the host slows both sides of a pair alike). Why so wide: this VM's phases (a core
+#: at half speed for 0.05-1 s) make medians of 3 samples differ by up to 2x on their own, and
+#: 3 samples chose the slower of OpenVINO's two modes on the bundled int8 model at batch 16
+#: (5-8% apart) in 1 of 8 processes. Simulated with 2x phases of 0.1 s, a candidate 5% faster
+#: won 75% of races of 3 samples, 99.7% of these (races last ~1.2 s instead of ~0.4 s).
+CLOSE = 1.0
+CLOSE_SAMPLES = 9
 #: After the race, another candidate is re-timed (one visit, one sample) when both this many
 #: batches and this many seconds of running (the race's own run time, not the wall clock) have
 #: passed since the last re-timing. A visit costs ~70 ms at the other engine's speed (a duel
@@ -114,11 +125,13 @@ class Race:
     explore_gap: float = EXPLORE_FIRST  # running seconds from one re-timing to the next
     rotation: int = 0
     stretch: list[float] = field(default_factory=lambda: [0.0, 0.0])  # seconds, images
+    pool: list[int] | None = None  # the close candidates racing on (None: all of them)
+    target: int = SAMPLES  # samples each racing candidate needs before a decision
     coast: int = 0  # batches the winner runs next without bookkeeping (read without the lock)
     coasted: int = 0  # batches it ran so since the last recorded one
 
     def __post_init__(self) -> None:
-        self.times = [deque(maxlen=WINDOW) for _ in range(self.candidates)]
+        self.times = [deque(maxlen=CLOSE_SAMPLES) for _ in range(self.candidates)]
         self.runs = [0] * self.candidates
 
     def pick(self) -> int:
@@ -128,7 +141,9 @@ class Race:
         if self.winner is None:  # racing: visit the next candidate with the fewest samples
             start = 0 if self.current is None else self.current + 1
             order = [(start + k) % self.candidates for k in range(self.candidates)]
-            fewest = min(len(t) for t in self.times)
+            if self.pool is not None:
+                order = [i for i in order if i in self.pool]
+            fewest = min(len(self.times[i]) for i in order)
             return self._visit(next(i for i in order if len(self.times[i]) == fewest))
         if self.duel:
             return self._visit(self.duel.pop(0))
@@ -183,9 +198,7 @@ class Race:
 
     def _visit_done(self, index: int) -> None:
         if self.winner is None:  # racing: decided once every candidate has its samples
-            if all(len(t) >= SAMPLES for t in self.times):
-                self.winner = min(range(self.candidates), key=self._median)
-                self.explored_at = self.busy
+            self._decide()
             return
         challenger, winner = self.challenger, self.winner
         if challenger is None or self.duel:
@@ -200,6 +213,33 @@ class Race:
             self.winner, self.next_challenger = challenger, winner
             self.explore_gap = EXPLORE_FIRST
         self.challenger, self.dueling = None, False
+
+    def _decide(self) -> None:
+        """After :data:`SAMPLES` each: the fastest median wins, unless others are within
+        :data:`CLOSE` of it; those race on to :data:`CLOSE_SAMPLES` and are compared pairwise
+        with it, sample by sample (the k-th newest samples of each come from one round of
+        interleaved visits, so a phase of the host slows both sides of a pair alike)."""
+        pool = self.pool if self.pool is not None else list(range(self.candidates))
+        if min(len(self.times[i]) for i in pool) < self.target:
+            return
+        best = min(pool, key=self._median)
+        if self.pool is not None:  # the close ones' samples are in: pairwise, not medians
+            self.winner = min(self.pool, key=lambda i: self._paired(i, best))
+        else:
+            limit = (1 + CLOSE) * self._median(best)
+            close = [i for i in pool if i != best and self._median(i) < limit]
+            if close:
+                self.pool, self.target = [best, *close], CLOSE_SAMPLES
+                return
+            self.winner = best
+        self.pool, self.explored_at = None, self.busy
+
+    def _paired(self, index: int, other: int) -> float:
+        """The median of ``index``'s samples over ``other``'s, newest with newest."""
+        if index == other:
+            return 1.0
+        pairs = zip(reversed(self.times[index]), reversed(self.times[other]), strict=False)
+        return statistics.median(a / b for a, b in pairs)
 
     def _median(self, index: int) -> float:
         times = self.times[index]
