@@ -85,6 +85,13 @@ MARGIN = 0.03
 COAST = 7
 
 
+#: A new winner's samples count for its probation only after this much running since the
+#: takeover: the after-effect of onnxruntime's spinning on the next engine lasted 100-150 ms
+#: (20 ms windows after 100 ms of onnxruntime, OpenVINO LATENCY on the bundled int8 model:
+#: 3660, 4241, 3497, 3342, 3300 images/s vs 3134-3335 running steadily).
+PROBATION_SETTLE = 0.25
+
+
 def bucket(batch_size: int) -> int:
     """Batch-size class: 1, 2-3, 4-7, 8-15, ... (numbered 0, 1, 2, 3, ...)."""
     return max(1, batch_size).bit_length() - 1
@@ -126,6 +133,7 @@ class Race:
     rotation: int = 0
     stretch: list[float] = field(default_factory=lambda: [0.0, 0.0])  # seconds, images
     pool: list[int] | None = None  # the close candidates racing on (None: all of them)
+    probation: tuple[int, float, float] | None = None  # old winner, its median, busy then
     target: int = SAMPLES  # samples each racing candidate needs before a decision
     coast: int = 0  # batches the winner runs next without bookkeeping (read without the lock)
     coasted: int = 0  # batches it ran so since the last recorded one
@@ -195,6 +203,8 @@ class Race:
         if self.visit == index:
             self.visit = None
             self._visit_done(index)
+        elif index == self.winner and self.probation is not None:
+            self._probation(index)
 
     def _visit_done(self, index: int) -> None:
         if self.winner is None:  # racing: decided once every candidate has its samples
@@ -212,7 +222,25 @@ class Race:
         elif self._median(challenger) < (1 - MARGIN) * self._median(winner):
             self.winner, self.next_challenger = challenger, winner
             self.explore_gap = EXPLORE_FIRST
+            self.probation = (winner, self._median(winner), self.busy)
         self.challenger, self.dueling = None, False
+
+    def _probation(self, index: int) -> None:
+        """A new winner's first :data:`WINDOW` samples running steadily decide whether the
+        takeover stands: slower than the old winner measured in the duel, and the old winner
+        is back at once. Why: an engine visited right after onnxruntime ran measured 10-20%
+        faster than it runs steadily (onnxruntime's spinning keeps the vCPU awake, so the
+        other engine's thread wake-ups are cheap), and such duels handed the bundled fp32
+        model at batch 16 to OpenVINO THROUGHPUT for stretches: 0.74x of onnxruntime."""
+        old, old_median, since = self.probation  # type: ignore[misc]
+        if self.busy - since < PROBATION_SETTLE:
+            self.times[index].clear()  # still in the switch's after-effects
+            return
+        if len(self.times[index]) < WINDOW:
+            return
+        self.probation = None
+        if self._median(index) > (1 + MARGIN) * old_median:  # the visits misled: not soon again
+            self.winner, self.explore_gap = old, EXPLORE_SECONDS
 
     def _decide(self) -> None:
         """After :data:`SAMPLES` each: the fastest median wins, unless others are within
