@@ -19,8 +19,10 @@ measured on the 2-core box): a candidate is timed only after it has run for
 the mean, decides (one 10 ms preemption by another process must not flip the choice); and the
 winner changes only when another candidate is :data:`MARGIN` faster. A re-timing is one
 sample of the challenger; only one that beats the winner's latest samples goes on to a duel,
-winner and challenger taking turns (W C W C W), decided on their medians, and a challenger
-that took over is followed by a re-timing of the old winner. (Measured before duels: the
+winner and challenger taking turns (W C W C W), decided on their medians; a challenger that
+took over is on probation until it has run steadily (its first samples after 0.25 s must not
+be slower than the old winner's in the duel: visits right after onnxruntime ran flatter the
+visited engine), and is then followed by a re-timing of the old winner. (Measured before duels: the
 winner re-timed in one 110 ms stretch, right after the challenger, was hit whole by another
 process's burst; auto then ran OpenVINO, 2.5x slower on the bundled fp32 model at batch 1,
 for 11k of its 21k runs, 0.61x of onnxruntime's speed.)
