@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # loaded when a model is: eval's and export's flags stay ligh
     from edgecnn.normalization import Normalization
     from edgecnn.runtime.classifier import Classifier, Foreign
 
-_FOREIGN_KEYS = (
-    "labels",
+#: The input flags every model description shares (after its labels), by parameter names.
+_INPUT_KEYS = (
     "input_size",
     "color",
     "fit",
@@ -31,8 +31,8 @@ _FOREIGN_KEYS = (
     "scale",
     "mean",
     "std",
-    "logits",
 )
+_FOREIGN_KEYS = ("labels", *_INPUT_KEYS, "logits")
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -260,18 +260,7 @@ def with_classifier(
 
 
 #: A Keras model's input flags (eval, export), by their parameter names.
-KERAS_INPUT_KEYS = (
-    "labels_file",
-    "input_size",
-    "color",
-    "fit",
-    "interpolation",
-    "anchor",
-    "pad_value",
-    "scale",
-    "mean",
-    "std",
-)
+KERAS_INPUT_KEYS = ("labels_file", *_INPUT_KEYS)
 
 
 def pop_keras_inputs(
